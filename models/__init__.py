@@ -1,0 +1,1 @@
+"""Neural network modules, tokenizers and checkpoint formats."""

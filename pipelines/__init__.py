@@ -1,0 +1,1 @@
+"""Data and inference pipelines: corpus -> pairs -> tokens -> training -> evaluation -> inference."""

@@ -1,0 +1,70 @@
+"""The `singsong` command line.
+
+Commands are grouped (`singsong corpus synth`, `singsong train codec`, ...). Each feature module owns its
+subcommands and registers them through a `register(groups)` function, so this file only wires groups
+together and turns expected errors into one-line messages. Handlers import their heavy dependencies
+(torch, librosa) lazily, which keeps `singsong --help` instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pipelines.errors import SingsongError
+
+#: Command groups, in the order `singsong --help` lists them.
+GROUPS: dict[str, str] = {
+    "corpus": "make or inspect training corpora",
+}
+
+#: Modules exposing `register(groups: dict[str, argparse._SubParsersAction]) -> None`.
+COMMAND_MODULES: list[str] = [
+    "pipelines.corpus.cli",
+]
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="singsong", description="SingSong-style accompaniment generation for sung vocals."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    top = parser.add_subparsers(dest="group", metavar="COMMAND")
+    top.required = True
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, help_text in GROUPS.items():
+        group_parser = top.add_parser(name, help=help_text)
+        sub = group_parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+        sub.required = True
+        groups[name] = sub
+    groups["_top"] = top  # for commands without a group, such as `singsong accompany`
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        return int(handler(args) or 0)
+    except SingsongError as error:
+        print(f"singsong: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("singsong: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

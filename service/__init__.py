@@ -1,0 +1,1 @@
+"""REST API, job queue, GPU worker and result storage."""
