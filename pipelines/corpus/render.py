@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.signal
@@ -64,8 +65,10 @@ def pan_gains(pan: float) -> tuple[float, float]:
 class PartRenderer:
     """Renders `Part`s to stereo float32 arrays `[2, T]` with one loaded soundfont.
 
-    Loading an SF2 takes tens of milliseconds, so a renderer is created once per worker process and reused
-    for every part of every song.
+    The soundfont file is read once; every part then gets a fresh synthesiser parsed from those bytes
+    (~20 ms for TimGM6mb). Reusing one synthesiser is not deterministic: some voice state survives
+    `sounds_off`/`reset`, so the same part rendered twice would differ, and a song's audio would depend on
+    what the worker rendered before it.
     """
 
     def __init__(self, soundfont: str | Path | None = None, sample_rate: int = 44100) -> None:
@@ -77,11 +80,17 @@ class PartRenderer:
             ) from error
         self.soundfont = find_soundfont(soundfont)
         self.sample_rate = sample_rate
-        self._synth = tinysoundfont.Synth(samplerate=sample_rate)
+        self._tinysoundfont = tinysoundfont
+        self._data = self.soundfont.read_bytes()
+        self._new_synth()  # fail early on a file that is not a soundfont
+
+    def _new_synth(self) -> tuple[Any, int]:
+        synth = self._tinysoundfont.Synth(samplerate=self.sample_rate)
         try:
-            self._sfid = self._synth.sfload(str(self.soundfont))
+            sfid = synth.sfload(self._data)
         except Exception as error:
             raise SoundfontError(f"{self.soundfont}: cannot load soundfont ({error})") from error
+        return synth, sfid
 
     def render(self, part: Part, duration: float) -> np.ndarray:
         """Play `part` alone for `duration` seconds -> `[2, round(duration * sample_rate)]` float32.
@@ -90,11 +99,10 @@ class PartRenderer:
         sounding at `duration` are cut (their release tail would belong to audio we do not produce).
         """
         num_samples = round(duration * self.sample_rate)
-        synth = self._synth
+        synth, sfid = self._new_synth()
         channel = 9 if part.is_drum else 0
-        synth.sounds_off()
         synth.program_select(
-            channel, self._sfid, DRUM_BANK if part.is_drum else 0, 0 if part.is_drum else part.program, part.is_drum
+            channel, sfid, DRUM_BANK if part.is_drum else 0, 0 if part.is_drum else part.program, part.is_drum
         )
         events: list[tuple[int, int, int, int]] = []  # (sample, order, pitch, velocity); note-offs sort first
         for note in part.notes:

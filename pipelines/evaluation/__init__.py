@@ -1,0 +1,1 @@
+"""Evaluation commands: one module per model, each writing a `report.json` (and figures) to a folder."""

@@ -1,0 +1,1 @@
+"""Trainers: one module per model (`codec`, `semantic`, ...) plus shared pieces (`schedule`)."""
