@@ -19,11 +19,17 @@ from pipelines.errors import SingsongError
 #: Command groups, in the order `singsong --help` lists them.
 GROUPS: dict[str, str] = {
     "corpus": "make or inspect training corpora",
+    "pipeline": "separate a music corpus into aligned vocal/instrumental pairs",
+    "tokens": "encode a corpus of pairs into token arrays",
+    "train": "train a model (codec, semantic tokenizer, separator, cascade stages)",
+    "eval": "evaluate a trained model",
+    "service": "run and administer the REST service",
 }
 
 #: Modules exposing `register(groups: dict[str, argparse._SubParsersAction]) -> None`.
 COMMAND_MODULES: list[str] = [
     "pipelines.corpus.cli",
+    "pipelines.training.semantic",
 ]
 
 Handler = Callable[[argparse.Namespace], int | None]

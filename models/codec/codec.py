@@ -10,6 +10,16 @@ that are computed and thrown away (overlap-discard). The encoder/decoder have a 
 LSTM, see `seanet.py`) and every window starts on a frame boundary, so the kept centres are exactly what
 whole-signal processing computes (up to float rounding): no seams, bounded memory.
 
+Between encoder and quantizer sits a parameter-free batch normalisation (per latent channel, batch
+statistics in training, running statistics at inference). A freshly initialised SEANet's latents are a large
+common offset (norm ~2-4) plus a tiny signal-dependent part (~0.03), and Adam's first updates swing the
+offset by more than the signal part every step; EMA codebooks k-means-fitted at step 0 are then left behind
+and collapse to one or two used codes per level within 20 steps. Standardising the latents removes the
+offset and gives the codebooks a stable, unit-scale target - the "internal codebook covariate shift" of Huh
+et al. (2023, arXiv:2305.08842), fixed here by normalising the input instead of re-parameterising the codes.
+At inference it is a fixed per-channel affine map, so chunked processing still matches whole-signal
+processing.
+
 Checkpoints are `models.checkpoint` directories of kind `"codec"` whose config is `CodecConfig.to_dict()`.
 """
 
@@ -34,6 +44,8 @@ from models.tokenizer import AudioTokenizer
 CHECKPOINT_KIND = "codec"
 #: Default chunk length for `encode`/`decode`; shorter signals are processed in one go.
 DEFAULT_CHUNK_SECONDS = 30.0
+#: Update rate of the latent normalisation's running statistics (time constant ~20 steps).
+LATENT_NORM_MOMENTUM = 0.05
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Codec(nn.Module, AudioTokenizer):
         self,
         *,
         encoder: SEANetEncoder,
+        latent_norm: nn.BatchNorm1d,
         decoder: SEANetDecoder,
         quantizer: ResidualQuantizer,
         sample_rate: int,
@@ -66,6 +79,7 @@ class Codec(nn.Module, AudioTokenizer):
         if encoder.hop_length != decoder.hop_length:
             raise ValueError(f"encoder hop {encoder.hop_length} != decoder hop {decoder.hop_length}")
         self.encoder = encoder
+        self.latent_norm = latent_norm
         self.decoder = decoder
         self.quantizer = quantizer
         self._sample_rate = sample_rate
@@ -127,6 +141,18 @@ class Codec(nn.Module, AudioTokenizer):
         extra = self.num_frames(wav.shape[-1]) * self.hop_length - wav.shape[-1]
         return F.pad(wav, (0, extra)) if extra else wav
 
+    def _latent(self, wav: torch.Tensor, *, batch_statistics: bool = False) -> torch.Tensor:
+        """Frame-aligned `[B, C, hop * F]` -> normalised latents `[B, D, F]`.
+
+        With `batch_statistics` (training) the batch normalises itself and updates the running statistics;
+        otherwise the running statistics are used and nothing is modified.
+        """
+        latent = self.encoder(wav)
+        if batch_statistics:
+            return self.latent_norm(latent)
+        norm = self.latent_norm
+        return F.batch_norm(latent, norm.running_mean, norm.running_var, training=False, eps=norm.eps)
+
     def _chunk_frames(self, chunk_seconds: float | None, total_frames: int) -> int:
         if not chunk_seconds or chunk_seconds <= 0:
             return total_frames
@@ -146,7 +172,7 @@ class Codec(nn.Module, AudioTokenizer):
         frames = wav.shape[-1] // self.hop_length
 
         def encode_window(window: torch.Tensor) -> torch.Tensor:
-            return self.quantizer.quantize(self.encoder(window), num_levels)
+            return self.quantizer.quantize(self._latent(window), num_levels)
 
         return overlap_discard(
             encode_window,
@@ -188,7 +214,7 @@ class Codec(nn.Module, AudioTokenizer):
         """Encode, quantize (updating the codebooks in training mode) and decode `[B, C, T]` in one go."""
         self._check_wav(wav)
         length = wav.shape[-1]
-        latent = self.encoder(self._pad_to_frames(wav))
+        latent = self._latent(self._pad_to_frames(wav), batch_statistics=self.training)
         quantized = self.quantizer(latent)
         reconstruction = self.decoder(quantized.quantized)[..., :length]
         return CodecOutput(
@@ -201,20 +227,23 @@ class Codec(nn.Module, AudioTokenizer):
         )
 
     @torch.no_grad()
-    def init_codebooks(self, wav: torch.Tensor) -> None:
+    def init_codebooks(self, wav: torch.Tensor, *, frames_per_step: int | None = None) -> None:
         """k-means-initialise the codebooks from a large batch `[B, C, T]` (SoundStream §3.3).
 
         The quantizer would otherwise initialise itself from the first training batch, which on CPU holds
         fewer frames than a codebook has entries: k-means then duplicates vectors, level 1 quantizes the
-        batch exactly and the deeper levels see all-zero residuals. Call this before training with at least
-        a few times `codebook_size` frames. A no-op once the codebooks are initialised.
+        batch exactly and the deeper levels see all-zero residuals. Call this before training with a few
+        times `codebook_size` frames; `frames_per_step` (frames in one training batch) rescales the EMA
+        usage counts to training-batch scale. A no-op once the codebooks are initialised.
         """
         if self.quantizer.initialized:
             return
-        was_training = self.training
-        self.train()
-        self.quantizer(self.encoder(self._pad_to_frames(wav.to(self.device))))
-        self.train(was_training)
+        wav = self._pad_to_frames(wav.to(self.device))
+        latent = self.encoder(wav)
+        # Start the running statistics from this (large) batch rather than from mean 0 / variance 1.
+        self.latent_norm.running_mean.copy_(latent.mean(dim=(0, 2)))
+        self.latent_norm.running_var.copy_(latent.var(dim=(0, 2)))
+        self.quantizer.initialize(self._latent(wav), frames_per_step=frames_per_step)
 
     # ---------------------------------------------------------------------------------- persistence
     def save_pretrained(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
@@ -290,6 +319,7 @@ def build_codec(config: CodecConfig) -> Codec:
     )
     return Codec(
         encoder=SEANetEncoder(**conv_kwargs),
+        latent_norm=nn.BatchNorm1d(config.latent_dim, affine=False, momentum=LATENT_NORM_MOMENTUM),
         decoder=SEANetDecoder(**conv_kwargs),
         quantizer=quantizer,
         sample_rate=config.sample_rate,

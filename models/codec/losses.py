@@ -16,14 +16,52 @@ features).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-import librosa
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from models.codec.codec import CodecOutput
+
+
+def _hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
+    """Slaney's mel scale (Auditory Toolbox): linear below 1 kHz (3 mels per 200 Hz), logarithmic above."""
+    linear = hz * 3.0 / 200.0
+    log_part = 15.0 + torch.log(hz.clamp_min(1e-5) / 1000.0) * 27.0 / math.log(6.4)
+    return torch.where(hz >= 1000.0, log_part, linear)
+
+
+def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    linear = mel * 200.0 / 3.0
+    log_part = 1000.0 * torch.exp((mel - 15.0) * math.log(6.4) / 27.0)
+    return torch.where(mel >= 15.0, log_part, linear)
+
+
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, *, fmin: float = 0.0, fmax: float | None = None
+) -> torch.Tensor:
+    """Triangular mel filters `[n_mels, n_fft // 2 + 1]`, Slaney-normalised to equal area per filter.
+
+    The same construction as `librosa.filters.mel` (its default Slaney scale and norm), written out here
+    so that the codec does not import librosa (and scipy.signal with it) just for a matrix.
+    """
+    fmax = sample_rate / 2 if fmax is None else fmax
+    bins = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    edges = _mel_to_hz(
+        torch.linspace(
+            float(_hz_to_mel(torch.tensor(fmin, dtype=torch.float64))),
+            float(_hz_to_mel(torch.tensor(fmax, dtype=torch.float64))),
+            n_mels + 2,
+            dtype=torch.float64,
+        )
+    )
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None] - lower) / (centre - lower)
+    falling = (upper - bins[None]) / (upper - centre)
+    weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
+    return (weights * (2.0 / (upper - lower))).float()
 
 
 class MultiResolutionSpectralLoss(nn.Module):
@@ -47,8 +85,8 @@ class MultiResolutionSpectralLoss(nn.Module):
         for n_fft in fft_sizes:
             # Fewer mel bands at small FFT sizes, or the lowest bands would be empty.
             n_mels = min(max_mels, n_fft // 8)
-            mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0)
-            self.register_buffer(f"mel_{n_fft}", torch.from_numpy(mel).float(), persistent=False)
+            mel = mel_filterbank(sample_rate, n_fft, n_mels)
+            self.register_buffer(f"mel_{n_fft}", mel, persistent=False)
             self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
 
     def magnitude(self, wav: torch.Tensor, n_fft: int) -> torch.Tensor:

@@ -91,6 +91,26 @@ class ResidualQuantizer(nn.Module):
         """`[K, codebook_size, D]` codebook vectors."""
         return self.rvq.codebooks
 
+    @torch.no_grad()
+    def initialize(self, latent: torch.Tensor, *, frames_per_step: int | None = None) -> None:
+        """k-means-initialise every level from `[B, D, F]` latents (a no-op if already initialised).
+
+        The EMA statistics are counts per training step, so after initialising from a batch larger than a
+        training batch they are rescaled to `frames_per_step` frames: otherwise every code would look
+        many times more used than it can be, and dead codes would take hundreds of steps to be restarted.
+        """
+        if self.initialized:
+            return
+        was_training = self.training
+        self.train()
+        self.rvq(latent.transpose(1, 2).float())
+        self.train(was_training)
+        if frames_per_step:
+            factor = frames_per_step / (latent.shape[0] * latent.shape[2])
+            for layer in self.rvq.layers:
+                layer._codebook.cluster_size.mul_(factor)
+                layer._codebook.embed_avg.mul_(factor)
+
     def _set_dead_code_threshold(self, threshold: float) -> None:
         for layer in self.rvq.layers:
             layer._codebook.threshold_ema_dead_code = threshold

@@ -14,7 +14,7 @@ arXiv:2306.06546): without it every output depends on a *finite* window of input
 is what lets `Codec` process long files in overlapping chunks and still match whole-file processing exactly,
 and it is much cheaper on CPU.
 
-Padding is fixed per layer ("same"-style, zeros, never data dependent) and every strided layer maps `L`
+Padding is fixed in size per layer ("same"-style, reflecting the signal) and every strided layer maps `L`
 samples to exactly `L / s` frames when `L` is a multiple of the hop, so a window that starts on a frame
 boundary computes the same values as the whole signal wherever it has enough context on both sides.
 """
@@ -30,10 +30,12 @@ from torch.nn.utils.parametrizations import weight_norm
 
 
 class PaddedConv1d(nn.Module):
-    """Weight-normalised `Conv1d` with fixed zero padding: `[B, Cin, L] -> [B, Cout, L / stride]`.
+    """Weight-normalised `Conv1d` with fixed-size padding: `[B, Cin, L] -> [B, Cout, L / stride]`.
 
     The padding totals `dilation * (kernel - 1) + 1 - stride`, split as evenly as possible (the extra sample
-    on the right), so for `L` a multiple of `stride` the output has exactly `L / stride` steps.
+    on the right), so for `L` a multiple of `stride` the output has exactly `L / stride` steps. It reflects
+    the signal (EnCodec's choice; zeros make every crop's edge frames outliers that dominate the latent
+    statistics), falling back to repeating the edge sample for inputs too short to reflect.
     """
 
     def __init__(
@@ -48,7 +50,10 @@ class PaddedConv1d(nn.Module):
         self.padding = (total // 2, total - total // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, self.padding))
+        if self.padding == (0, 0):
+            return self.conv(x)
+        mode = "reflect" if x.shape[-1] > max(self.padding) else "replicate"
+        return self.conv(F.pad(x, self.padding, mode=mode))
 
 
 class TrimmedConvTranspose1d(nn.Module):

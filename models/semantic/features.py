@@ -16,8 +16,8 @@ Per analysis frame (64 ms Hann window, 10 ms hop), pooled by averaging to the ta
 =========  ====  ==========================================================================================
 group      dims  content
 =========  ====  ==========================================================================================
-mfcc       20    MFCC c1..c20 of an 80-band log-mel spectrogram: spectral envelope (phonetic content)
-delta      20    their first time derivative (regression over +-2 frames): articulation dynamics
+mfcc       13    MFCC c1..c13 of an 80-band log-mel spectrogram: spectral envelope (phonetic content)
+delta      13    their first time derivative (regression over +-2 frames): articulation dynamics
 chroma     12    pitch-class profile of a harmonic-summation f0 salience (melody note, octave-invariant)
 pitch      2     pitch height (salience argmax, in octaves) and voicing strength (salience peakiness)
 spectral   4     log RMS, log spectral centroid, log spectral flatness, log 85% roll-off frequency
@@ -148,7 +148,7 @@ class BuiltinFeatureConfig:
     n_fft: int = 1024  # 64 ms at 16 kHz: resolves harmonics of a low male voice
     analysis_hop: int = 160  # 10 ms analysis frames, averaged into output frames
     n_mels: int = 80
-    n_mfcc: int = 20  # c1..c20 (c0, overall level, is covered by the RMS feature)
+    n_mfcc: int = 13  # c1..c13: the envelope; higher ones mostly resolve harmonics (pitch), c0 ~ RMS
     pitch_min_midi: float = 36.0  # C2, 65 Hz: bass voice
     pitch_max_midi: float = 84.0  # C6, 1047 Hz: soprano
     bins_per_semitone: int = 3
@@ -230,8 +230,13 @@ class BuiltinFeatureExtractor(FeatureExtractor):
 
         self._groups: dict[str, slice] = {}
         offset = 0
-        for name, size in (("mfcc", cfg.n_mfcc), ("delta", cfg.n_mfcc), ("chroma", 12), ("pitch", 2),
-                           ("spectral", 4)):
+        for name, size in (
+            ("mfcc", cfg.n_mfcc),
+            ("delta", cfg.n_mfcc),
+            ("chroma", 12),
+            ("pitch", 2),
+            ("spectral", 4),
+        ):
             self._groups[name] = slice(offset, offset + size)
             offset += size
         self._dim = offset
@@ -287,8 +292,16 @@ class BuiltinFeatureExtractor(FeatureExtractor):
 
     def to(self, device: str | torch.device) -> BuiltinFeatureExtractor:
         self._device = torch.device(device)
-        for name in ("_window", "_freqs", "_mel", "_dct", "_delta_kernel", "_logfreq", "_candidate_midi",
-                     "_fold"):
+        for name in (
+            "_window",
+            "_freqs",
+            "_mel",
+            "_dct",
+            "_delta_kernel",
+            "_logfreq",
+            "_candidate_midi",
+            "_fold",
+        ):
             setattr(self, name, getattr(self, name).to(self._device))
         return self
 
@@ -305,8 +318,15 @@ class BuiltinFeatureExtractor(FeatureExtractor):
         # output frame's end, zero-padding the signal so every one of them exists.
         count = math.ceil(num_frames * self.hop_length / cfg.analysis_hop)
         x = F.pad(x, (0, count * cfg.analysis_hop - length))
-        spec = torch.stft(x, cfg.n_fft, cfg.analysis_hop, window=self._window, center=True,
-                          pad_mode="constant", return_complex=True)[..., :count]
+        spec = torch.stft(
+            x,
+            cfg.n_fft,
+            cfg.analysis_hop,
+            window=self._window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )[..., :count]
         mag = spec.abs() * self._mag_scale  # [B, K, N], a sinusoid of amplitude A peaks near A
         power = mag.square()
 
@@ -317,8 +337,9 @@ class BuiltinFeatureExtractor(FeatureExtractor):
         spectral = self._spectral_stats(power)
 
         frames = torch.cat([mfcc, delta, chroma, pitch, spectral], dim=1).transpose(1, 2)  # [B, N, D]
-        pooled = pool_frames(frames, native_hop=cfg.analysis_hop, native_offset=0.0, hop=self.hop_length,
-                             num_frames=num_frames)
+        pooled = pool_frames(
+            frames, native_hop=cfg.analysis_hop, native_offset=0.0, hop=self.hop_length, num_frames=num_frames
+        )
         return pooled.float()
 
     def _deltas(self, coeffs: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,9 @@ Input normalisation follows the model's `preprocessor_config.json` (`do_normaliz
 variance per utterance, as `Wav2Vec2FeatureExtractor` does); without that file it is inferred from the
 architecture (models with a layer-normalised conv stack, `feat_extract_norm == "layer"`, were trained
 with normalised input). Long inputs are processed in chunks (default 30 s, with real signal as the
-convolutional context at chunk edges) to bound the quadratic attention cost.
+convolutional context at chunk edges) to bound the quadratic attention cost; attention context, and for
+HuBERT-Base's group-normalised conv stack the normalisation statistics, then span one chunk, so features
+of a long input differ slightly from a single pass (use the same `chunk_seconds` for fitting and use).
 
 Only the path and the layer are stored in tokenizer checkpoints, never the encoder weights.
 """
@@ -86,7 +88,9 @@ class PretrainedEncoderFeatureExtractor(FeatureExtractor):
             )
         num_layers = int(model_config.num_hidden_layers)
         if not 0 <= config.layer <= num_layers:
-            raise SemanticTokenizerError(f"layer must be in [0, {num_layers}] for {directory}, got {config.layer}")
+            raise SemanticTokenizerError(
+                f"layer must be in [0, {num_layers}] for {directory}, got {config.layer}"
+            )
 
         preprocessor: dict[str, Any] = {}
         if (directory / PREPROCESSOR_FILE).is_file():
@@ -142,7 +146,9 @@ class PretrainedEncoderFeatureExtractor(FeatureExtractor):
         if num_frames == 0:
             return x.new_zeros(batch, 0, self.dim)
         if self.do_normalize:
-            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(x.var(dim=1, unbiased=False, keepdim=True) + 1e-7)
+            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(
+                x.var(dim=1, unbiased=False, keepdim=True) + 1e-7
+            )
         chunk_frames = max(1, round(self.cfg.chunk_seconds * self.frame_rate))
         outputs = [
             self._extract_chunk(x, start, min(chunk_frames, num_frames - start))
@@ -162,5 +168,6 @@ class PretrainedEncoderFeatureExtractor(FeatureExtractor):
         segment = F.pad(segment, (max(0, -begin), max(0, end - x.shape[1])))
         hidden = self.model(segment, output_hidden_states=True).hidden_states[self.cfg.layer]  # [B, N, D]
         hidden = hidden[:, :count]
-        return pool_frames(hidden, native_hop=native_hop, native_offset=native_hop / 2, hop=hop,
-                           num_frames=num_frames)
+        return pool_frames(
+            hidden, native_hop=native_hop, native_offset=native_hop / 2, hop=hop, num_frames=num_frames
+        )

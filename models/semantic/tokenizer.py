@@ -7,7 +7,7 @@ This is the "semantic" tokenizer of AudioLM (Borsos et al., 2022) as used by Sin
 (as is usual before k-means on HuBERT features), multiplied by the extractor's `feature_weights()`, and
 assigned to the nearest centroid.
 
-    wav [B, C, T] --downmix--> [B, 1, T] --extract--> [B, F, D] --(x - mean) / std * w--> --argmin--> [B, 1, F]
+    wav [B, C, T] -downmix-> [B, 1, T] -extract-> [B, F, D] -(x - mean) / std * w-> -argmin-> [B, 1, F]
 
 `encode` expects audio at the extractor's `sample_rate` (16 kHz for both backends); resample before
 calling it (`pipelines.audio.load_audio(path, sample_rate=tokenizer.sample_rate)`). Multi-channel input is
@@ -51,7 +51,9 @@ def build_feature_extractor(
 
             return PretrainedEncoderFeatureExtractor(PretrainedEncoderConfig(**config), device=device)
     except TypeError as error:  # unknown or missing settings
-        raise SemanticTokenizerError(f"invalid settings for the '{backend}' feature extractor: {error}") from error
+        raise SemanticTokenizerError(
+            f"invalid settings for the '{backend}' feature extractor: {error}"
+        ) from error
     raise SemanticTokenizerError(f"unknown feature backend '{backend}' (choose from {', '.join(BACKENDS)})")
 
 
@@ -144,21 +146,40 @@ class SemanticTokenizer(AudioTokenizer):
         return save_checkpoint(directory, kind=KIND, config=config, tensors=tensors, extra=extra)
 
 
-def load_semantic_tokenizer(directory: str | Path, *, device: str | torch.device = "cpu") -> SemanticTokenizer:
-    """Load a tokenizer saved by `SemanticTokenizer.save` (raises `CheckpointError` for other checkpoints)."""
+def load_semantic_tokenizer(
+    directory: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    encoder_path: str | Path | None = None,
+) -> SemanticTokenizer:
+    """Load a tokenizer saved by `SemanticTokenizer.save` (raises `CheckpointError` for other checkpoints).
+
+    `encoder_path` overrides the stored local path of a pretrained encoder (`hubert` backend), e.g. after
+    moving the checkpoint to another machine; the encoder must be the one the centroids were fitted on.
+    """
     checkpoint = load_checkpoint(directory, kind=KIND)
     config, tensors = checkpoint.config, checkpoint.tensors
     missing = {"centroids", "mean", "std", "weights"} - set(tensors)
     if missing or "backend" not in config:
-        raise CheckpointError(f"{directory}: incomplete semantic tokenizer (missing {sorted(missing) or 'backend'})")
-    extractor = build_feature_extractor(config["backend"], config.get("extractor"), device=device)
+        raise CheckpointError(
+            f"{directory}: incomplete semantic tokenizer (missing {sorted(missing) or 'backend'})"
+        )
+    settings = dict(config.get("extractor") or {})
+    if encoder_path is not None:
+        if config["backend"] == "builtin":
+            raise SemanticTokenizerError(f"{directory}: encoder_path given, but the tokenizer has no encoder")
+        settings["path"] = str(encoder_path)
+    extractor = build_feature_extractor(config["backend"], settings, device=device)
     if extractor.dim != config.get("dim", extractor.dim):
         raise CheckpointError(
-            f"{directory}: the '{config['backend']}' extractor now yields {extractor.dim}-dim features but the "
-            f"centroids were fitted on {config['dim']}-dim ones (did the encoder at its path change?)"
+            f"{directory}: the '{config['backend']}' extractor now yields {extractor.dim}-dim features but "
+            f"the centroids were fitted on {config['dim']}-dim ones (did the encoder at its path change?)"
         )
     return SemanticTokenizer(
-        extractor, centroids=tensors["centroids"], mean=tensors["mean"], std=tensors["std"],
+        extractor,
+        centroids=tensors["centroids"],
+        mean=tensors["mean"],
+        std=tensors["std"],
         weights=tensors["weights"],
     ).to(device)
 
@@ -221,8 +242,12 @@ def fit_semantic_tokenizer(
     tokenizer.centroids = result.centroids
     tokens = assign(normalized, result.centroids)
     report = SemanticFitReport(
-        k=kmeans.k, dim=extractor.dim, frames_available=available, frames_used=int(data.shape[0]),
-        inertia=result.inertia, iterations=result.iterations,
+        k=kmeans.k,
+        dim=extractor.dim,
+        frames_available=available,
+        frames_used=int(data.shape[0]),
+        inertia=result.inertia,
+        iterations=result.iterations,
         train_usage=cluster_usage(tokens, kmeans.k).as_dict(),
     )
     return tokenizer, report

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pipelines.corpus.accompaniment import compose_bass, compose_comping
 from pipelines.corpus.drums import DrumSection, compose_drums
@@ -48,6 +49,8 @@ MIN_NOTE_SECONDS = 0.03
 JITTER_SD = 0.0015
 JITTER_LIMIT = 0.004
 VELOCITY_SPREAD = 6
+#: Silence between a note-off and the next note-on of the same pitch in a part.
+RETRIGGER_GAP = 0.002
 #: Bars per section unless the progression is longer (a twelve-bar blues makes twelve-bar sections).
 SECTION_BARS = 8
 VERSE_INTENSITY = 0.92
@@ -84,26 +87,36 @@ def _section_bars(progression: Sequence[Numeral], beats_per_chord: float, beats_
     return cycle_bars * math.ceil(SECTION_BARS / cycle_bars)
 
 
+@dataclass(frozen=True)
+class _Form:
+    """Where everything happens, in bars: an optional intro bar, then verse/chorus sections."""
+
+    total_bars: int
+    intro_bars: int
+    phrase_bars: int
+    sections: tuple[tuple[int, int, bool], ...]  # (start bar, bars, is chorus)
+
+
 def _plan_chords(
-    intro_bars: int,
-    total_bars: int,
-    sections: Sequence[tuple[int, int, bool]],
+    form: _Form,
     progressions: dict[bool, tuple[Numeral, ...]],
     tonic_chord: Numeral,
     tonic: int,
     beats_per_chord: float,
     beats_per_bar: int,
 ) -> list[ChordSpan]:
+    """The chords in beats: the intro on the tonic, then each section cycling its progression from its
+    first bar (so every verse starts on the same chord), cut at the section's end."""
     spans: list[ChordSpan] = []
 
     def add(start: float, end: float, numeral: Numeral) -> None:
         spans.append(ChordSpan(start, end, (tonic + numeral.offset) % 12, numeral.quality))
 
-    if intro_bars:
-        add(0.0, intro_bars * beats_per_bar, tonic_chord)
-    for start_bar, bars, chorus in sections:
+    if form.intro_bars:
+        add(0.0, form.intro_bars * beats_per_bar, tonic_chord)
+    for start_bar, bars, chorus in form.sections:
         position = start_bar * beats_per_bar
-        end = min(start_bar + bars, total_bars) * beats_per_bar
+        end = min(start_bar + bars, form.total_bars) * beats_per_bar
         cycle = progressions[chorus]
         i = 0
         while position < end - 1e-9:
@@ -134,25 +147,50 @@ def _to_chords(spans: Sequence[ChordSpan], timeline: Timeline, duration: float) 
 
 
 def _perform(
-    notes: Sequence[BeatNote], timeline: Timeline, duration: float, rng: random.Random | None, min_length: float
-) -> list[Note]:
-    """Beats -> seconds with swing; optional humanisation; trimmed to the song. Sorted by onset."""
-    performed: list[Note] = []
-    for note in notes:
+    notes: Sequence[BeatNote],
+    timeline: Timeline,
+    duration: float,
+    rng: random.Random | None,
+    min_length: float,
+    keep_order: bool = False,
+) -> list[tuple[int, Note]]:
+    """Beats -> seconds with swing, optional humanisation, trimmed to the song: `(input index, note)` pairs
+    sorted by onset, without notes that trimming made too short."""
+    performed: list[tuple[int, Note]] = []
+    for index, note in enumerate(notes):
         start = timeline.time(note.start) + note.delay
         end = timeline.time(note.end)
         velocity = note.velocity
         if rng is not None:
             shift = max(-JITTER_LIMIT, min(JITTER_LIMIT, rng.gauss(0.0, JITTER_SD)))
             start, end = start + shift, end + shift
-            velocity += rng.randint(-VELOCITY_SPREAD, VELOCITY_SPREAD)
+            velocity += int(rng.random() * (2 * VELOCITY_SPREAD + 1)) - VELOCITY_SPREAD
         start = max(0.0, start)
         end = min(max(end, start + MIN_NOTE_SECONDS), duration)
         if end - start < min_length:
             continue
-        performed.append(Note(note.pitch, start, end, max(1, min(127, velocity))))
-    performed.sort(key=lambda n: (n.start, n.pitch))
-    return performed
+        performed.append((index, Note(note.pitch, start, end, max(1, min(127, velocity)))))
+    if not keep_order:
+        performed.sort(key=lambda item: (item[1].start, item[1].pitch))
+    return _release_repeated_pitches(performed)
+
+
+def _release_repeated_pitches(notes: list[tuple[int, Note]]) -> list[tuple[int, Note]]:
+    """Make sure a note ends before the same pitch is struck again in the same part.
+
+    Humanisation can nudge a note-off a few milliseconds past the next note-on of that pitch, and a
+    synthesiser would then silence the new note. `notes` are sorted by onset.
+    """
+    result = list(notes)
+    last: dict[int, int] = {}
+    for i, (_, note) in enumerate(result):
+        j = last.get(note.pitch)
+        if j is not None and result[j][1].end > note.start - RETRIGGER_GAP:
+            index, prev = result[j]
+            end = max(prev.start + 0.01, note.start - RETRIGGER_GAP)
+            result[j] = (index, Note(prev.pitch, prev.start, end, prev.velocity))
+        last[note.pitch] = i
+    return result
 
 
 def _pick_comping(rng: random.Random, preset: StylePreset) -> list[CompSpec]:
@@ -163,6 +201,58 @@ def _pick_comping(rng: random.Random, preset: StylePreset) -> list[CompSpec]:
     return parts
 
 
+def _plan_form(
+    rng: random.Random, preset: StylePreset, total_bars: int, progressions: dict[bool, tuple[Numeral, ...]],
+    beats_per_chord: float,
+) -> _Form:
+    intro_bars = 1 if total_bars >= 4 and rng.random() < 0.5 else 0
+    phrase_bars = rng.choice(preset.phrase_bars)
+    sections: list[tuple[int, int, bool]] = []
+    bar = intro_bars
+    while bar < total_bars:
+        chorus = len(sections) % 2 == 1
+        bars = _section_bars(progressions[chorus], beats_per_chord, preset.beats_per_bar)
+        bars = max(phrase_bars, bars - bars % phrase_bars)  # whole phrases per section
+        sections.append((bar, bars, chorus))
+        bar += bars
+    return _Form(total_bars, intro_bars, phrase_bars, tuple(sections))
+
+
+def _write_vocal(
+    seed: int, preset: StylePreset, form: _Form, tonic: int, mode: Mode, harmony: Harmony, timeline: Timeline,
+    duration: float,
+) -> list[VocalNote]:
+    rng = _rng(seed, "melody")
+    beats_per_bar = preset.beats_per_bar
+    slots: list[PhraseSlot] = []
+    for section, (start_bar, bars, chorus) in enumerate(form.sections):
+        count = bars // form.phrase_bars
+        for i, label in enumerate(form_for(rng, count)):
+            slots.append(PhraseSlot(start=(start_bar + i * form.phrase_bars) * beats_per_bar,
+                                    beats=form.phrase_bars * beats_per_bar, label=label, section=section,
+                                    chorus=chorus, cadence=i == count - 1))
+    writer = MelodyWriter(rng, preset, tonic, mode, harmony, timeline.seconds_per_beat,
+                          rng.choice(preset.vocal_ranges))
+    written = writer.write(slots)
+    phrases = [phrase for phrase, _ in written]
+    notes = _perform([note for _, note in written], timeline, duration, None, MIN_VOCAL_SECONDS, keep_order=True)
+    vocal = [VocalNote(n.pitch, n.start, n.end, n.velocity, phrase=phrases[i]) for i, n in notes]
+    # Number phrases 0, 1, 2, ... even if trimming at the end emptied one.
+    order = {p: i for i, p in enumerate(dict.fromkeys(n.phrase for n in vocal))}
+    return [VocalNote(n.pitch, n.start, n.end, n.velocity, phrase=order[n.phrase]) for n in vocal]
+
+
+def _drum_sections(rng: random.Random, preset: StylePreset, form: _Form) -> list[DrumSection]:
+    """The verse groove for the intro and verses, a (possibly different) groove for choruses."""
+    verse, chorus_groove = rng.choice(preset.drum_grooves), rng.choice(preset.drum_grooves)
+    sections = [DrumSection(0, form.intro_bars, verse, VERSE_INTENSITY)] if form.intro_bars else []
+    sections += [
+        DrumSection(start, bars, chorus_groove if chorus else verse, 1.0 if chorus else VERSE_INTENSITY)
+        for start, bars, chorus in form.sections
+    ]
+    return sections
+
+
 def compose(seed: int, seconds: float, style: str | None = None) -> Song:
     """A song of exactly `seconds` seconds. Deterministic in (seed, seconds, style); `style=None` lets the
     seed pick one of `STYLES`; an unknown style raises `ValueError` listing the available ones."""
@@ -170,79 +260,45 @@ def compose(seed: int, seconds: float, style: str | None = None) -> Song:
         raise ValueError(f"seconds must be positive, got {seconds}")
     preset = _pick_style(seed, style)
     rng = _rng(seed, f"song:{preset.name}")
-
     tempo = float(rng.randint(*preset.tempo_range))
     tonic = rng.randrange(12)
     mode: Mode = "minor" if rng.random() < preset.minor_probability else "major"
     beats_per_bar = preset.beats_per_bar
     timeline = Timeline(tempo, beats_per_bar, preset.swing)
     duration = float(seconds)
-    total_bars = max(1, math.ceil(duration / timeline.seconds_per_bar - 1e-9))
 
-    # ------------------------------------------------------------------------------------------ form
+    # Harmony and form.
     beats_per_chord = beats_per_bar / rng.choice(preset.chords_per_bar)
     progressions = {False: _progression(rng, preset, mode), True: _progression(rng, preset, mode)}
-    intro_bars = 1 if total_bars >= 4 and rng.random() < 0.5 else 0
-    phrase_bars = rng.choice(preset.phrase_bars)
-    sections: list[tuple[int, int, bool]] = []  # (start bar, bars, is chorus)
-    bar = intro_bars
-    while bar < total_bars:
-        chorus = len(sections) % 2 == 1
-        bars = _section_bars(progressions[chorus], beats_per_chord, beats_per_bar)
-        bars = max(phrase_bars, bars - bars % phrase_bars)
-        sections.append((bar, bars, chorus))
-        bar += bars
+    total_bars = max(1, math.ceil(duration / timeline.seconds_per_bar - 1e-9))
+    form = _plan_form(rng, preset, total_bars, progressions, beats_per_chord)
     # The intro vamps on the tonic, coloured like the verse's own tonic chord when it starts on one (I7 in a
     # blues, Imaj7 in a bossa).
     first = progressions[False][0]
     tonic_chord = Numeral(0, first.quality) if first.offset == 0 else parse_numeral(
         "I" if mode == "major" else "i", mode)
-    spans = _plan_chords(intro_bars, total_bars, sections, progressions, tonic_chord, tonic, beats_per_chord,
-                         beats_per_bar)
+    spans = _plan_chords(form, progressions, tonic_chord, tonic, beats_per_chord, beats_per_bar)
     harmony = Harmony(spans)
-    scale = scale_pitch_classes(tonic, mode)
 
-    # ---------------------------------------------------------------------------------------- vocal
-    melody_rng = _rng(seed, "melody")
-    slots: list[PhraseSlot] = []
-    for section, (start_bar, bars, chorus) in enumerate(sections):
-        count = bars // phrase_bars
-        for i, label in enumerate(form_for(melody_rng, count)):
-            slots.append(PhraseSlot(start=(start_bar + i * phrase_bars) * beats_per_bar,
-                                    beats=phrase_bars * beats_per_bar, label=label, section=section,
-                                    chorus=chorus, cadence=i == count - 1))
-    voice_range = melody_rng.choice(preset.vocal_ranges)
-    writer = MelodyWriter(melody_rng, preset, tonic, mode, harmony, timeline.seconds_per_beat, voice_range)
-    vocal: list[VocalNote] = []
-    for phrase, beat_note in writer.write(slots):
-        for note in _perform([beat_note], timeline, duration, None, MIN_VOCAL_SECONDS):
-            vocal.append(VocalNote(note.pitch, note.start, note.end, note.velocity, phrase=phrase))
-    # Renumber phrases 0, 1, 2, ... in case trimming emptied a phrase at the end.
-    order = {p: i for i, p in enumerate(dict.fromkeys(n.phrase for n in vocal))}
-    vocal = [VocalNote(n.pitch, n.start, n.end, n.velocity, phrase=order[n.phrase]) for n in vocal]
-
-    # ------------------------------------------------------------------------------ accompaniment
-    parts_rng = _rng(seed, "band")
-    groove_verse = parts_rng.choice(preset.drum_grooves)
-    groove_chorus = parts_rng.choice(preset.drum_grooves)
-    drum_sections = [DrumSection(0, intro_bars, groove_verse, VERSE_INTENSITY)] if intro_bars else []
-    drum_sections += [
-        DrumSection(start, bars, groove_chorus if chorus else groove_verse, 1.0 if chorus else VERSE_INTENSITY)
-        for start, bars, chorus in sections
-    ]
-    drum_notes = compose_drums(_rng(seed, "drums"), preset, drum_sections, total_bars)
-    bass_notes = compose_bass(_rng(seed, "bass"), harmony, BASS_PATTERNS[preset.bass_pattern], scale,
-                              beats_per_bar, preset.velocity - 4)
+    # The band.
+    vocal = _write_vocal(seed, preset, form, tonic, mode, harmony, timeline, duration)
+    band = _rng(seed, "band")
     humanise = _rng(seed, "humanise")
+
+    def perform(notes: Sequence[BeatNote]) -> list[Note]:
+        return [n for _, n in _perform(notes, timeline, duration, humanise, MIN_NOTE_SECONDS)]
+
+    drums = compose_drums(_rng(seed, "drums"), preset, _drum_sections(band, preset, form), total_bars)
+    bass = compose_bass(_rng(seed, "bass"), harmony, BASS_PATTERNS[preset.bass_pattern],
+                        scale_pitch_classes(tonic, mode), beats_per_bar, preset.velocity - 4, form.intro_bars)
     parts = [
-        Part("drums", "drums", 0, True, _perform(drum_notes, timeline, duration, humanise, MIN_NOTE_SECONDS)),
-        Part("bass", "bass", parts_rng.choice(preset.bass_programs), False,
-             _perform(bass_notes, timeline, duration, humanise, MIN_NOTE_SECONDS), gain_db=preset.bass_gain_db),
+        Part("drums", "drums", 0, True, perform(drums)),
+        Part("bass", "bass", band.choice(preset.bass_programs), False, perform(bass), gain_db=preset.bass_gain_db),
     ]
-    for spec in _pick_comping(parts_rng, preset):
-        notes = compose_comping(_rng(seed, f"comp:{spec.name}"), harmony, spec, beats_per_bar, preset.velocity)
-        parts.append(Part(spec.name, "other", parts_rng.choice(spec.programs), False,
-                          _perform(notes, timeline, duration, humanise, MIN_NOTE_SECONDS),
+    for spec in _pick_comping(band, preset):
+        notes = compose_comping(_rng(seed, f"comp:{spec.name}"), harmony, spec, beats_per_bar, preset.velocity,
+                                form.intro_bars)
+        parts.append(Part(spec.name, "other", band.choice(spec.programs), False, perform(notes),
                           pan=spec.pan, gain_db=spec.gain_db))
 
     return Song(

@@ -11,13 +11,27 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from pipelines.corpus.styles import CRASH, DRUM_LEVEL, KICK, SNARE, TOMS, DrumGroove, StylePreset, parse_grid
+from pipelines.corpus.styles import (
+    CRASH,
+    DRUM_LEVEL,
+    KICK,
+    OPEN_HAT,
+    RIDE,
+    SNARE,
+    TOMS,
+    DrumGroove,
+    StylePreset,
+    parse_grid,
+)
 from pipelines.corpus.theory import BeatNote
 
 #: How a grid symbol scales the style's velocity.
-_ACCENTS: dict[str, float] = {"X": 1.18, "x": 1.0, "o": 0.55}
-#: Drum hits are one-shots; a short fixed length keeps the MIDI readable and the renderer lets them ring.
-_HIT_BEATS = 0.25
+_ACCENTS: dict[str, float] = {"X": 1.18, "x": 1.0, "o": 0.45}
+#: How long (beats) a hit is held before its note-off: cymbals ring, skins are short. A hit is also released
+#: before the next hit of the same key, so a renderer never sees a note-off cut a fresh strike.
+_RING_BEATS: dict[int, float] = {CRASH: 2.0, RIDE: 1.0, OPEN_HAT: 0.5}
+_DEFAULT_RING = 0.25
+_RELEASE_GAP = 0.05
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,19 @@ def compose_drums(
             hits = _bar_hits(rng, preset, section, offset, fill_beats)
             notes.extend(_to_beat_notes(hits, bar * beats_per_bar, preset.velocity * section.intensity))
     notes.sort(key=lambda n: (n.start, n.pitch))
-    return notes
+    return _release_before_next(notes)
+
+
+def _release_before_next(notes: list[BeatNote]) -> list[BeatNote]:
+    """Give each hit its ring length, cut short before the next hit of the same key."""
+    next_start: dict[int, float] = {}
+    result: list[BeatNote] = []
+    for note in reversed(notes):
+        ring = _RING_BEATS.get(note.pitch, _DEFAULT_RING)
+        end = min(note.start + ring, next_start.get(note.pitch, float("inf")) - _RELEASE_GAP)
+        result.append(BeatNote(note.start, max(end, note.start + 0.05), note.pitch, note.velocity))
+        next_start[note.pitch] = note.start
+    return result[::-1]
 
 
 def _bar_hits(
@@ -107,5 +133,5 @@ def _to_beat_notes(hits: dict[tuple[float, int], float], bar_beat: float, veloci
     for (beat, key), factor in hits.items():
         value = round(velocity * factor * DRUM_LEVEL.get(key, 1.0))
         start = bar_beat + beat
-        notes.append(BeatNote(start, start + _HIT_BEATS, key, max(1, min(127, value))))
+        notes.append(BeatNote(start, start + _DEFAULT_RING, key, max(1, min(127, value))))
     return notes

@@ -7,7 +7,8 @@ towards the more open, rounded vowels singers use. Bandwidths follow the usual r
 formant number (wall and radiation losses), roughly as in Klatt (1980).
 
 A formant is realised as Klatt's two-pole digital resonator
-    H(z) = (1 + a1 + a2) / (1 + a1 z^-1 + a2 z^-2),  a1 = -2 r cos(2 pi F / sr),  a2 = r^2,  r = exp(-pi B / sr),
+    H(z) = (1 + a1 + a2) / (1 + a1 z^-1 + a2 z^-2),
+    a1 = -2 r cos(2 pi F / sr),  a2 = r^2,  r = exp(-pi B / sr),
 normalised to unit gain at DC so that a cascade reproduces Fant's relative formant levels automatically
 (a formant moving down raises everything above it, a cluster of formants makes a strong peak).
 """

@@ -40,7 +40,7 @@ FORMS: dict[int, tuple[tuple[str, ...], ...]] = {
 #: Delayed entries of a phrase (beats after the phrase's first downbeat) and their weights.
 _ENTRY_OFFSETS = ((0.0, 6), (0.5, 3), (1.0, 2))
 #: Shortest sung note in seconds (after swing), with a margin over the 0.12 s the corpus requires.
-MIN_NOTE_SECONDS = 0.14
+MIN_SUNG_SECONDS = 0.14
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class MelodyWriter:
         self.degree_low = next(d for d in range(14) if self.pitch(d) >= self.low)
         self.degree_high = max(d for d in range(40) if self.pitch(d) <= self.high)
         # Rhythm cells whose shortest note would be too short to sing at this tempo (and swing) are dropped.
-        shortest = MIN_NOTE_SECONDS / (seconds_per_beat * (1 - preset.swing))
+        shortest = MIN_SUNG_SECONDS / (seconds_per_beat * (1 - preset.swing))
         self.cells = [c for c in preset.melody_cells if min(abs(d) for d in c.durations) >= shortest - 1e-9]
         if not self.cells:
             self.cells = [RhythmCell((1.0,), 1.0)]

@@ -20,6 +20,7 @@ comping re-voices), so a grid never has to know the harmonic rhythm.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # General MIDI percussion keys (channel 10).
 KICK = 36
@@ -55,7 +56,8 @@ GRID_SILENCE = "."
 GRID_HOLD = "-"
 
 
-def parse_grid(grid: str) -> list[tuple[int, int, str]]:
+@lru_cache(maxsize=1024)
+def parse_grid(grid: str) -> tuple[tuple[int, int, str], ...]:
     """`(step, length_in_steps, symbol)` for every note a grid starts; holds extend the preceding note."""
     events: list[tuple[int, int, str]] = []
     for step, symbol in enumerate(grid):
@@ -65,7 +67,7 @@ def parse_grid(grid: str) -> list[tuple[int, int, str]]:
                 events[-1] = (first, length + 1, sym)
         elif symbol != GRID_SILENCE:
             events.append((step, 1, symbol))
-    return events
+    return tuple(events)
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,6 @@ class StylePreset:
     bass_gain_db: float = -2.0
     vocal_ranges: tuple[tuple[int, int], ...] = field(default=((45, 64), (50, 69), (57, 76)))
 
-    @property
-    def steps_per_bar_hint(self) -> int:
-        """Grid length of the style's bass and comping patterns (sixteenths in every meter we use)."""
-        return 4 * self.beats_per_bar
-
 
 def _groove(name: str, *lines: tuple[int, str], steps_per_beat: int = 4, bars: int = 1) -> DrumGroove:
     return DrumGroove(name=name, lines=tuple(lines), steps_per_beat=steps_per_beat, bars=bars)
@@ -155,6 +152,7 @@ BASS_PATTERNS: dict[str, tuple[str, ...]] = {
     "one_drop": ("R-----R-5---8-..", "R---.-R-5-3-R-..", "R-----.RP---5-.."),
     "walking_shuffle": ("R---3---5---6---", "R-3-5-6-7-6-5-3-", "R---3---5---A---"),
     "waltz": ("R---........", "R-------5---", "R---....5---"),
+    "boom_chick": ("R-------5-------", "R---5---R---5---", "R-------5---3-A-"),
 }
 
 # ------------------------------------------------------------------------------------------- comping
@@ -173,6 +171,8 @@ COMP_PATTERNS: dict[str, tuple[str, ...]] = {
     "offbeat": ("..x...x...x...x.", "..x-..x-..x-..x-"),
     "house_piano": ("x..x..x...x..x..", "..x..x..x..x..x."),
     "bossa": ("x--t--t-b-t--t--", "x-.t-.x.b.t-.t-."),
+    "boom_chick": ("b---t---b---t---", "b---t-t-b---t-t-"),
+    "banjo_roll": ("0-1-2-0-1-2-0-1-", "0-2-1-3-0-2-1-3-"),
     "shuffle": ("x---x---x---x---", "x-----x-x-----x-", "X---x---X---x---"),
     "waltz": ("....x---x---", "....x---x-x-"),
     "waltz_strum": ("b---d-u-d-u-", "b---d---d-u-"),
@@ -208,6 +208,10 @@ _FOLK_CELLS = (
 _REGGAE_CELLS = (
     RhythmCell((1.0,), 3), RhythmCell((0.5, 0.5), 3), RhythmCell((1.5, 0.5), 2), RhythmCell((-0.5, 0.5), 2),
     RhythmCell((0.5, 1.0, 0.5), 1), RhythmCell((2.0,), 1),
+)
+_COUNTRY_CELLS = (
+    RhythmCell((1.0,), 4), RhythmCell((0.5, 0.5), 4), RhythmCell((1.5, 0.5), 2), RhythmCell((2.0,), 2),
+    RhythmCell((-0.5, 0.5), 1),
 )
 _BLUES_CELLS = (
     RhythmCell((0.5, 0.5), 3), RhythmCell((1.0,), 3), RhythmCell((1.5, 0.5), 2), RhythmCell((-0.5, 0.5), 2),
@@ -272,7 +276,9 @@ STYLES: dict[str, StylePreset] = {
             bass_programs=(34, 33),
             bass_pattern="root_eighths",
             comping_primary=(
-                CompSpec("guitar", (29, 30), "chug", register=(48, 69), voices=3, pan=-0.4),
+                # Overdrive rather than distortion (30): the distortion patch's dense harmonics smear the
+                # chord's chroma, and the corpus labels must stay audible in the `other` stem.
+                CompSpec("guitar", (29,), "chug", register=(48, 69), voices=3, pan=-0.4),
             ),
             comping_secondary=(
                 CompSpec("organ", (16, 18), "pad", register=(52, 76), level=0.7, gain_db=-8.0, pan=0.3),
@@ -280,6 +286,7 @@ STYLES: dict[str, StylePreset] = {
             ),
             melody_cells=_POP_CELLS,
             minor_probability=0.35,
+            second_part_probability=0.8,
             velocity=104,
             fill_every=4,
         ),
@@ -291,15 +298,19 @@ STYLES: dict[str, StylePreset] = {
             progressions_minor=("i7 IV7", "i7 i7 iv7 v7", "i7 iv7", "i7 VII7 i7 IV7"),
             seventh_probability=1.0,
             drum_grooves=(
-                _groove("funk_ghosts", (KICK, "X.x...x...X..x.."), (SNARE, "....X..o.o..X..o"),
-                        (CLOSED_HAT, "XxxxXxxxXxxxXx.x"), (OPEN_HAT, "..............x.")),
-                _groove("funk_open", (KICK, "X.....x.X..x...."), (SNARE, "....X.o..o..X.o."),
-                        (CLOSED_HAT, "X.x.X.x.X.x.X..."), (OPEN_HAT, "...........x..x.")),
+                # Syncopation lives in the ghost notes and the kick's pickups; beats 1 and 3 always have the
+                # kick and 2 and 4 the snare, so the pulse stays unambiguous under all the sixteenths.
+                # Loud hits fall on the eighth-note grid and only ghosts on the "e"/"a" sixteenths; accents
+                # three sixteenths apart would suggest a pulse of dotted eighths (4/3 of the tempo).
+                _groove("funk_ghosts", (KICK, "X.x.....X.x....."), (SNARE, "....X.o....oX.o."),
+                        (CLOSED_HAT, "XxoxXxoxXxoxXx.x"), (OPEN_HAT, "..............x.")),
+                _groove("funk_open", (KICK, "X......oX.x....."), (SNARE, "....X.o.o...X..o"),
+                        (CLOSED_HAT, "X.x.X.x.X.x.X..."), (OPEN_HAT, "..............x.")),
             ),
             bass_programs=(36, 37, 38),
             bass_pattern="funk",
             comping_primary=(
-                CompSpec("guitar", (27, 28), "stabs", register=(55, 76), voices=3, level=0.8, pan=0.4),
+                CompSpec("guitar", (27,), "stabs", register=(55, 76), voices=3, level=0.8, pan=0.4),
                 CompSpec("clav", (7,), "stabs", register=(52, 76), voices=3, level=0.8, pan=-0.3),
             ),
             comping_secondary=(
@@ -352,11 +363,14 @@ STYLES: dict[str, StylePreset] = {
             progressions_minor=("i7 iv7 iim7b5 V7", "i7 VImaj7 iim7b5 V7", "i7 i7 iv7 iv7"),
             seventh_probability=1.0,
             drum_grooves=(
-                _groove("bossa_clave", (KICK, "x.....x.x.....x.x.....x.x.....x."),
+                # The bass drum plays the samba figure - every beat, with a soft pickup on the last
+                # sixteenth before it - so the quarter-note pulse stays clear under the syncopated clave (the
+                # classic dotted-quarter kick alone pulls a listener, and a beat tracker, to 2/3 of the tempo).
+                _groove("bossa_clave", (KICK, "X..oX..oX..oX..oX..oX..oX..oX..o"),
                         (SIDE_STICK, "x.....x.....x.......x.....x....."),
                         (CLOSED_HAT, "x.o.x.o.x.o.x.o.x.o.x.o.x.o.x.o."), bars=2),
-                _groove("bossa_shaker", (KICK, "x.....x.x.....x."), (SIDE_STICK, "x..x..x...x..x.."),
-                        (SHAKER, "xoxoxoxoxoxoxoxo")),
+                _groove("bossa_shaker", (KICK, "X..oX..oX..oX..o"), (SIDE_STICK, "....x.......x..."),
+                        (SHAKER, "XoxoXoxoXoxoXoxo")),
             ),
             bass_programs=(32,),
             bass_pattern="bossa",
@@ -431,18 +445,48 @@ STYLES: dict[str, StylePreset] = {
             velocity=82,
         ),
         StylePreset(
+            name="country",
+            description="Country two-step: boom-chick guitar and bass, light shuffle, chords held for two bars.",
+            tempo_range=(104, 132),
+            progressions_major=("I:2 IV:2 V:2 I:2", "I I IV IV V V I I", "I:2 V:2 IV:2 I:2", "I IV I V",
+                                "I vi IV V"),
+            progressions_minor=("i:2 iv:2 VII:2 i:2", "i VI VII i"),
+            swing=0.2,
+            drum_grooves=(
+                _groove("two_step", (KICK, "X.......X......."), (SNARE, "....X.......X..."),
+                        (CLOSED_HAT, "X.x.X.x.X.x.X.x.")),
+                _groove("two_step_stick", (KICK, "X.......X......."), (SIDE_STICK, "....x.......x..."),
+                        (RIDE, "X.x.X.x.X.x.X.x."), (PEDAL_HAT, "....x.......x...")),
+            ),
+            bass_programs=(32, 33),
+            bass_pattern="boom_chick",
+            comping_primary=(
+                CompSpec("guitar", (25,), "boom_chick", register=(48, 72), voices=4, pan=-0.3),
+            ),
+            comping_secondary=(
+                CompSpec("banjo", (105,), "banjo_roll", register=(55, 79), level=0.7, gain_db=-7.0, pan=0.4),
+                CompSpec("piano", PIANO, "block", register=(52, 76), level=0.75, gain_db=-6.0, pan=0.3),
+            ),
+            melody_cells=_COUNTRY_CELLS,
+            minor_probability=0.15,
+            phrase_bars=(4, 2),
+            fill_subdivision=2,
+            velocity=88,
+        ),
+        StylePreset(
             name="reggae",
             description="Reggae: one-drop or steppers drums, offbeat guitar skank, organ bubble, melodic bass.",
             tempo_range=(68, 88),
             progressions_major=("I IV V IV", "I V vi IV", "I IV I V", "I ii IV V"),
             progressions_minor=("i iv i v", "i VII VI VII", "i iv VII i"),
             chords_per_bar=(1, 2),
-            swing=0.15,
+            swing=0.0,
             drum_grooves=(
+                # The one drop leaves beat 1 empty, so the hats lean on every beat to keep the pulse clear.
                 _groove("one_drop", (KICK, "........X......."), (SIDE_STICK, "........X......."),
-                        (CLOSED_HAT, "x.x.x.x.x.x.x.x."), (OPEN_HAT, "..............x.")),
+                        (CLOSED_HAT, "X.o.X.o.X.o.X..."), (OPEN_HAT, "..............x.")),
                 _groove("steppers", (KICK, "X...X...X...X..."), (SIDE_STICK, "........X......."),
-                        (CLOSED_HAT, "x.x.x.x.x.x.x.x.")),
+                        (CLOSED_HAT, "x.o.x.o.x.o.x.o.")),
             ),
             bass_programs=(33, 34),
             bass_pattern="one_drop",

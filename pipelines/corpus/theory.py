@@ -191,7 +191,7 @@ def _doubling_cost(combo: Sequence[int], root: int) -> float:
         pc = pitch % 12
         if pc in seen:
             interval = (pc - root) % 12
-            cost += 0.0 if interval == 0 else 1.0 if interval in (6, 7, 8) else 3.0
+            cost += 0.0 if interval == 0 else 2.5 if interval in (6, 7, 8) else 4.0
         seen.add(pc)
     return cost
 
@@ -205,6 +205,7 @@ def _voice_chord_cached(
     previous: tuple[int, ...] | None,
     centre: float | None,
     max_span: int,
+    root_position: bool,
 ) -> tuple[int, ...]:
     root = pitch_classes[0]
     # With fewer voices than chord tones the fifth goes first: it adds the least to the chord's identity.
@@ -219,6 +220,8 @@ def _voice_chord_cached(
     for span_limit in (max_span, high - low):  # relax the span only if the register is too narrow
         for combo in itertools.combinations(candidates, voices):
             if combo[-1] - combo[0] > span_limit or not required.issubset(p % 12 for p in combo):
+                continue
+            if root_position and combo[0] % 12 != root:
                 continue
             cost = _doubling_cost(combo, root)
             if previous:
@@ -242,6 +245,7 @@ def voice_chord(
     previous: Sequence[int] | None = None,
     centre: float | None = None,
     max_span: int | None = None,
+    root_position: bool = False,
 ) -> tuple[int, ...]:
     """The voicing (sorted MIDI pitches in [low, high]) of a chord that moves least from `previous`.
 
@@ -249,13 +253,14 @@ def voice_chord(
     the root). `centre`, when given, gently pulls the voicing's mean pitch towards it so that a cycling
     progression does not drift up or down the keyboard; leave it `None` for pure minimal movement. Voicings
     span at most `max_span` semitones (an octave plus a fifth for four voices): close enough to sound like one
-    hand or one guitar chord.
+    hand or one guitar chord. `root_position` puts the root at the bottom (for patterns whose lowest voice
+    is a bass note: a guitarist's thumb, a pianist's left hand).
     """
     pcs = tuple(dict.fromkeys(pc % 12 for pc in pitch_classes))
     n = voices if voices is not None else len(pcs)
     span = max_span if max_span is not None else (19 if n >= 4 else 16)
     prev = tuple(sorted(previous)) if previous else None
-    return _voice_chord_cached(pcs, low, high, n, prev, centre, span)
+    return _voice_chord_cached(pcs, low, high, n, prev, centre, span, root_position)
 
 
 # ---------------------------------------------------------------------------------------------- time

@@ -203,7 +203,7 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
         frames_per_crop = codec.num_frames(segment)
         crops = min(256, max(options.batch_size, math.ceil(4 * config.codebook_size / frames_per_crop)))
         logger.info("k-means initialisation of the codebooks on %d crops", crops)
-        codec.init_codebooks(dataset.batch(crops, rng))
+        codec.init_codebooks(dataset.batch(crops, rng), frames_per_step=options.batch_size * frames_per_crop)
     codec.train()
 
     writer = SummaryWriter(str(out / "tensorboard"))

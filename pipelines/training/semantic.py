@@ -75,8 +75,11 @@ def _extractor_settings(config: SemanticTrainingConfig) -> dict[str, Any]:
     if config.backend == "hubert":
         if config.hubert_path is None:
             raise SingsongError("--backend hubert needs --hubert-path (a local transformers model directory)")
-        return {"path": str(config.hubert_path.expanduser().resolve()), "layer": config.layer,
-                "frame_rate": config.frame_rate}
+        return {
+            "path": str(config.hubert_path.expanduser().resolve()),
+            "layer": config.layer,
+            "frame_rate": config.frame_rate,
+        }
     raise SingsongError(f"unknown backend '{config.backend}' (choose builtin or hubert)")
 
 
@@ -132,33 +135,68 @@ def train_semantic_tokenizer(config: SemanticTrainingConfig) -> SemanticTraining
     if config.max_frames is not None:
         per_file_cap = max(1, math.ceil(2 * config.max_frames / len(train_files)))
     skipped: list[str] = []
-    train_features = list(_file_features(extractor, train_files, per_file_cap=per_file_cap, rng=rng,
-                                         progress=config.progress, desc="features", skipped=skipped))
+    train_features = list(
+        _file_features(
+            extractor,
+            train_files,
+            per_file_cap=per_file_cap,
+            rng=rng,
+            progress=config.progress,
+            desc="features",
+            skipped=skipped,
+        )
+    )
     if not train_features:
         raise SingsongError(f"{config.data}: none of the {len(train_files)} training files could be read")
-    kmeans = KMeansConfig(k=config.k, seed=config.seed, max_iter=config.max_iter, batch_size=config.batch_size)
+    kmeans = KMeansConfig(
+        k=config.k, seed=config.seed, max_iter=config.max_iter, batch_size=config.batch_size
+    )
     log.info("fitting k-means (k=%d) on %d frames", config.k, sum(f.shape[0] for f in train_features))
-    tokenizer, report = fit_semantic_tokenizer(extractor, train_features, kmeans=kmeans,
-                                               max_frames=config.max_frames)
+    tokenizer, report = fit_semantic_tokenizer(
+        extractor, train_features, kmeans=kmeans, max_frames=config.max_frames
+    )
     del train_features
 
     heldout: dict[str, Any] = {}
     if heldout_files:
-        parts = list(_file_features(extractor, heldout_files, per_file_cap=per_file_cap, rng=rng,
-                                    progress=config.progress, desc="held-out", skipped=skipped))
+        parts = list(
+            _file_features(
+                extractor,
+                heldout_files,
+                per_file_cap=per_file_cap,
+                rng=rng,
+                progress=config.progress,
+                desc="held-out",
+                skipped=skipped,
+            )
+        )
         if parts:
             normalized = tokenizer.normalize(torch.from_numpy(np.concatenate(parts)))
             tokens, distances = assign(normalized, tokenizer.centroids, return_distances=True)
-            heldout = {"frames": int(tokens.numel()), "mean_distance": float(distances.mean()),
-                       **cluster_usage(tokens, config.k).as_dict()}
+            heldout = {
+                "frames": int(tokens.numel()),
+                "mean_distance": float(distances.mean()),
+                **cluster_usage(tokens, config.k).as_dict(),
+            }
 
     summary = SemanticTrainingSummary(
-        out=config.out, files_train=len(train_files) - sum(str(p) in skipped for p in train_files),
-        files_heldout=len(heldout_files), files_skipped=skipped, fit=report.as_dict(), heldout=heldout,
+        out=config.out,
+        files_train=len(train_files) - sum(str(p) in skipped for p in train_files),
+        files_heldout=len(heldout_files),
+        files_skipped=skipped,
+        fit=report.as_dict(),
+        heldout=heldout,
     )
-    extra = {"fit": summary.fit, "heldout": heldout, "data": str(config.data), "stem": config.stem,
-             "split": config.split, "files_train": summary.files_train, "files_heldout": len(heldout_files),
-             "seed": config.seed}
+    extra = {
+        "fit": summary.fit,
+        "heldout": heldout,
+        "data": str(config.data),
+        "stem": config.stem,
+        "split": config.split,
+        "files_train": summary.files_train,
+        "files_heldout": len(heldout_files),
+        "seed": config.seed,
+    }
     tokenizer.save(config.out, extra=extra)
     return summary
 
@@ -186,11 +224,23 @@ def format_summary(summary: SemanticTrainingSummary) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = SemanticTrainingConfig(
-        data=Path(args.data), out=Path(args.out), stem=args.stem or None, split=args.split, k=args.k,
-        backend=args.backend, hubert_path=Path(args.hubert_path) if args.hubert_path else None,
-        layer=args.layer, frame_rate=args.frame_rate, max_files=args.max_files,
-        max_frames=args.max_frames or None, holdout_fraction=args.holdout_fraction, seed=args.seed,
-        max_iter=args.max_iter, batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
+        data=Path(args.data),
+        out=Path(args.out),
+        stem=args.stem or None,
+        split=args.split,
+        k=args.k,
+        backend=args.backend,
+        hubert_path=Path(args.hubert_path) if args.hubert_path else None,
+        layer=args.layer,
+        frame_rate=args.frame_rate,
+        max_files=args.max_files,
+        max_frames=args.max_frames or None,
+        holdout_fraction=args.holdout_fraction,
+        seed=args.seed,
+        max_iter=args.max_iter,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.no_progress,
     )
     print(format_summary(train_semantic_tokenizer(config)))
     return 0
@@ -213,10 +263,18 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--layer", type=int, default=6, help="encoder hidden layer for --backend hubert")
     parser.add_argument("--frame-rate", type=float, default=25.0, help="token rate in Hz (default 25)")
     parser.add_argument("--max-files", type=int, default=None, help="use at most N files (random)")
-    parser.add_argument("--max-frames", type=int, default=500_000,
-                        help="fit on at most M random frames (0: all; default 500000)")
-    parser.add_argument("--holdout-fraction", type=float, default=0.1,
-                        help="fraction of files held out to measure cluster usage (default 0.1)")
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=500_000,
+        help="fit on at most M random frames (0: all; default 500000)",
+    )
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=0.1,
+        help="fraction of files held out to measure cluster usage (default 0.1)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=100, help="k-means passes over the data")
     parser.add_argument("--batch-size", type=int, default=0, help="k-means mini-batch (0: max(4096, 4k))")

@@ -1,6 +1,22 @@
-"""Never let `transformers` reach the hub from these tests: pretrained encoders are read from tmp dirs."""
+"""Shared test settings for the semantic tokenizer tests.
+
+* Never let `transformers` reach the hub: pretrained encoders are read from tmp dirs.
+* Run torch single-threaded inside these tests (restored afterwards): their tensors are tiny, and on a
+  busy machine intra-op threads waiting for each other made small ops ~100x slower.
+"""
 
 import os
 
+import pytest
+import torch
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread_torch():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

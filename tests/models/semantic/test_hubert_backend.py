@@ -18,25 +18,42 @@ from tests.models.semantic.signals import sung_tone
 
 @pytest.fixture(scope="module")
 def hubert_dir(tmp_path_factory):
-    """Tiny HuBERT (2 layers, hidden 32, narrow conv stack) + a preprocessor config asking for normalisation."""
+    """Tiny HuBERT (2 layers, hidden 32, narrow convs) + a preprocessor config asking for normalisation."""
     config = transformers.HubertConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(8,) * 7,
-        num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
     )
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("hubert")
     transformers.HubertModel(config).save_pretrained(directory)
-    (directory / "preprocessor_config.json").write_text(json.dumps({
-        "feature_extractor_type": "Wav2Vec2FeatureExtractor", "sampling_rate": 16000, "do_normalize": True,
-        "feature_size": 1, "padding_value": 0.0, "return_attention_mask": False,
-    }))
+    (directory / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+                "sampling_rate": 16000,
+                "do_normalize": True,
+                "feature_size": 1,
+                "padding_value": 0.0,
+                "return_attention_mask": False,
+            }
+        )
+    )
     return directory
 
 
 def test_extract_shapes_and_alignment(hubert_dir):
     extractor = PretrainedEncoderFeatureExtractor(PretrainedEncoderConfig(path=str(hubert_dir), layer=2))
-    assert (extractor.dim, extractor.sample_rate, extractor.native_hop, extractor.receptive_field) == (32, 16_000,
-                                                                                                       320, 400)
+    assert (extractor.dim, extractor.sample_rate, extractor.native_hop, extractor.receptive_field) == (
+        32,
+        16_000,
+        320,
+        400,
+    )
     assert extractor.do_normalize
     wav = 0.1 * torch.randn(2, 1, 6400, generator=torch.Generator().manual_seed(0))
     features = extractor.extract(wav)
@@ -65,7 +82,7 @@ def test_layer_choice_and_errors(hubert_dir, tmp_path):
         PretrainedEncoderFeatureExtractor(PretrainedEncoderConfig(path=str(hubert_dir), layer=3))
     with pytest.raises(PretrainedEncoderError, match="does not exist"):
         PretrainedEncoderFeatureExtractor(PretrainedEncoderConfig(path=str(tmp_path / "nowhere")))
-    with pytest.raises(PretrainedEncoderError, match="config.json is missing"):
+    with pytest.raises(PretrainedEncoderError, match=r"config\.json is missing"):
         PretrainedEncoderFeatureExtractor(PretrainedEncoderConfig(path=str(tmp_path)))
 
 
@@ -76,7 +93,7 @@ def test_fit_tokenize_save_load(hubert_dir, tmp_path):
     tokenizer, report = fit_semantic_tokenizer(extractor, features, kmeans=KMeansConfig(k=4, seed=0))
     assert report.dim == 32 and report.frames_used == 45
     tokens = tokenizer.encode(torch.cat(corpus))
-    assert tokens.shape == (3, 1, 15) and 0 <= int(tokens.min()) and int(tokens.max()) < 4
+    assert tokens.shape == (3, 1, 15) and int(tokens.min()) >= 0 and int(tokens.max()) < 4
 
     tokenizer.save(tmp_path / "tok")
     stored = json.loads((tmp_path / "tok" / "config.json").read_text())["config"]
@@ -85,3 +102,12 @@ def test_fit_tokenize_save_load(hubert_dir, tmp_path):
     assert set(load_file(tmp_path / "tok" / "model.safetensors")) == {"centroids", "mean", "std", "weights"}
     loaded = load_semantic_tokenizer(tmp_path / "tok")
     assert torch.equal(loaded.encode(torch.cat(corpus)), tokens)
+
+    moved = hubert_dir.rename(hubert_dir.with_name("hubert_moved"))  # the encoder moved: override its path
+    try:
+        with pytest.raises(PretrainedEncoderError, match="does not exist"):
+            load_semantic_tokenizer(tmp_path / "tok")
+        relocated = load_semantic_tokenizer(tmp_path / "tok", encoder_path=moved)
+        assert torch.equal(relocated.encode(torch.cat(corpus)), tokens)
+    finally:
+        moved.rename(hubert_dir)

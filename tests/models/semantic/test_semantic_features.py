@@ -28,8 +28,8 @@ def test_shapes_match_num_frames(extractor, length):
 
 
 def test_layout_and_empty_input(extractor):
-    assert extractor.dim == 58 and extractor.sample_rate == 16_000 and extractor.frame_rate == 25.0
-    assert extractor.extract(torch.zeros(3, 1, 0)).shape == (3, 0, 58)
+    assert extractor.dim == 44 and extractor.sample_rate == 16_000 and extractor.frame_rate == 25.0
+    assert extractor.extract(torch.zeros(3, 1, 0)).shape == (3, 0, 44)
     silence = extractor.extract(torch.zeros(1, 1, 4000))
     assert torch.isfinite(silence).all()
     chroma = silence[0, :, extractor.groups["chroma"]]
@@ -37,7 +37,9 @@ def test_layout_and_empty_input(extractor):
 
 
 def test_deterministic_and_batch_independent(extractor):
-    wav = torch.cat([sung_tone(220.0), 0.1 * torch.randn(1, 1, 16_000, generator=torch.Generator().manual_seed(1))])
+    wav = torch.cat(
+        [sung_tone(220.0), 0.1 * torch.randn(1, 1, 16_000, generator=torch.Generator().manual_seed(1))]
+    )
     first, second = extractor.extract(wav), extractor.extract(wav)
     assert torch.equal(first, second)
     torch.testing.assert_close(extractor.extract(wav[1:]), first[1:], atol=1e-4, rtol=1e-4)
@@ -73,7 +75,7 @@ def test_input_and_config_validation(extractor):
     with pytest.raises(SemanticTokenizerError, match="whole multiple"):
         BuiltinFeatureExtractor(BuiltinFeatureConfig(frame_rate=30.0))
     other_rate = BuiltinFeatureExtractor(BuiltinFeatureConfig(frame_rate=50.0))
-    assert other_rate.extract(torch.zeros(1, 1, 16_000)).shape == (1, 50, 58)
+    assert other_rate.extract(torch.zeros(1, 1, 16_000)).shape == (1, 50, 44)
 
 
 def test_pool_frames_averages_frames_centred_in_each_window():

@@ -36,13 +36,18 @@ def test_assign_matches_brute_force():
     expected = torch.cdist(features, centroids[None].expand(2, 7, 5)).argmin(-1)
     indices, distances = assign(features, centroids, chunk_size=13, return_distances=True)
     assert torch.equal(indices, expected)
-    torch.testing.assert_close(distances, torch.cdist(features, centroids[None]).min(-1).values.square(),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        distances, torch.cdist(features, centroids[None]).min(-1).values.square(), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_cluster_usage():
     uniform = cluster_usage(torch.arange(8).repeat(3), 8)
-    assert uniform.used == 8 and uniform.perplexity == pytest.approx(8.0) and uniform.entropy_bits == pytest.approx(3)
+    assert (
+        uniform.used == 8
+        and uniform.perplexity == pytest.approx(8.0)
+        and uniform.entropy_bits == pytest.approx(3)
+    )
     single = cluster_usage(torch.zeros(10, dtype=torch.long), 8)
     assert single.used == 1 and single.perplexity == pytest.approx(1.0)
 
@@ -50,8 +55,9 @@ def test_cluster_usage():
 def _corpus() -> list[torch.Tensor]:
     """Waveforms `[1, 1, T]`: sung notes at three pitches and some noise (different lengths)."""
     noise = 0.05 * torch.randn(1, 1, 12_000, generator=torch.Generator().manual_seed(5))
-    return [sung_tone(midi_hz(m), seconds=s, seed=i) for i, (m, s) in enumerate([(57, 1.0), (60, 0.8),
-                                                                                 (64, 1.2)])] + [noise]
+    return [
+        sung_tone(midi_hz(m), seconds=s, seed=i) for i, (m, s) in enumerate([(57, 1.0), (60, 0.8), (64, 1.2)])
+    ] + [noise]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +75,7 @@ def test_fit_and_encode(fitted):
     wav = torch.cat([sung_tone(midi_hz(57)), sung_tone(midi_hz(60))])  # [2, 1, 16000]
     tokens = tokenizer.encode(wav)
     assert tokens.shape == (2, 1, tokenizer.num_frames(16_000)) and tokens.dtype == torch.long
-    assert 0 <= int(tokens.min()) and int(tokens.max()) < K
+    assert int(tokens.min()) >= 0 and int(tokens.max()) < K
     # Notes of different pitch map to different (majority) tokens.
     assert tokens[0, 0, 5:-5].mode().values != tokens[1, 0, 5:-5].mode().values
     # Stereo input is downmixed: identical channels give the mono tokens.
@@ -79,8 +85,9 @@ def test_fit_and_encode(fitted):
 def test_fit_is_deterministic(fitted):
     tokenizer, _ = fitted
     extractor = BuiltinFeatureExtractor()
-    again, _ = fit_semantic_tokenizer(extractor, [extractor.extract(w)[0] for w in _corpus()],
-                                      kmeans=KMeansConfig(k=K, seed=0))
+    again, _ = fit_semantic_tokenizer(
+        extractor, [extractor.extract(w)[0] for w in _corpus()], kmeans=KMeansConfig(k=K, seed=0)
+    )
     assert torch.equal(again.centroids, tokenizer.centroids)
     wav = sung_tone(300.0, seconds=0.5)
     assert torch.equal(again.encode(wav), tokenizer.encode(wav))
@@ -89,7 +96,9 @@ def test_fit_is_deterministic(fitted):
 def test_max_frames_subsamples_deterministically():
     extractor = BuiltinFeatureExtractor()
     features = [extractor.extract(w)[0] for w in _corpus()]
-    first, report = fit_semantic_tokenizer(extractor, features, kmeans=KMeansConfig(k=4, seed=1), max_frames=40)
+    first, report = fit_semantic_tokenizer(
+        extractor, features, kmeans=KMeansConfig(k=4, seed=1), max_frames=40
+    )
     second, _ = fit_semantic_tokenizer(extractor, features, kmeans=KMeansConfig(k=4, seed=1), max_frames=40)
     assert report.frames_used == 40 and report.frames_available == 94
     assert torch.equal(first.centroids, second.centroids)
@@ -111,9 +120,12 @@ def test_load_errors(tmp_path):
         load_semantic_tokenizer(tmp_path / "codec")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_semantic_tokenizer(tmp_path / "missing")
-    save_checkpoint(tmp_path / "bad", kind="semantic_tokenizer",
-                    config={"backend": "nope", "extractor": {}}, tensors={
-                        n: torch.zeros(1) for n in ("centroids", "mean", "std", "weights")})
+    save_checkpoint(
+        tmp_path / "bad",
+        kind="semantic_tokenizer",
+        config={"backend": "nope", "extractor": {}},
+        tensors={n: torch.zeros(1) for n in ("centroids", "mean", "std", "weights")},
+    )
     with pytest.raises(SemanticTokenizerError, match="unknown feature backend"):
         load_semantic_tokenizer(tmp_path / "bad")
 

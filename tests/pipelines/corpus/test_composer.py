@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from functools import cache
@@ -67,6 +68,16 @@ def test_presets_are_consistent(name):
     for groove in preset.drum_grooves:
         steps = groove.steps_per_beat * preset.beats_per_bar * groove.bars
         assert all(len(line) == steps for _, line in groove.lines), groove.name
+        # Beats are marked: the backbone (kick, snare, side stick, clap) plays on at least two beats of every
+        # bar, and together with accented cymbals on most of them.
+        bar_steps = groove.steps_per_beat * preset.beats_per_bar
+        for bar in range(groove.bars):
+            on_beats = range(bar * bar_steps, (bar + 1) * bar_steps, groove.steps_per_beat)
+            backbone = {step for key, line in groove.lines for step in on_beats
+                        if key in (36, 37, 38, 39) and line[step] in "Xx"}
+            accented = {step for _, line in groove.lines for step in on_beats if line[step] == "X"}
+            assert len(backbone) >= 2 or len(backbone | accented) == preset.beats_per_bar, groove.name
+            assert len(backbone | accented) >= preset.beats_per_bar / 2, groove.name
     for chords_per_bar in preset.chords_per_bar:
         for mode, pool in (("major", preset.progressions_major), ("minor", preset.progressions_minor)):
             for text in pool:
@@ -148,7 +159,7 @@ def test_chords_tile_the_song():
     for s in all_songs():
         chords = s.chords
         assert chords[0].start == 0 and chords[-1].end == s.duration
-        for a, b in zip(chords, chords[1:], strict=False):
+        for a, b in itertools.pairwise(chords):
             assert a.end == b.start and a.end > a.start
         bar_seconds = s.beats_per_bar * 60 / s.tempo
         for c in chords:
@@ -179,13 +190,14 @@ def test_vocal_melody_is_singable():
         vocal = s.vocal
         assert len(vocal) >= 8
         pitches = [n.pitch for n in vocal]
-        assert 45 <= min(pitches) and max(pitches) <= 76 and max(pitches) - min(pitches) <= 19
-        for a, b in zip(vocal, vocal[1:], strict=False):
+        # The whole line fits one of the style's voice types (low, middle, high).
+        assert any(low <= min(pitches) and max(pitches) <= high for low, high in STYLES[s.style].vocal_ranges)
+        for a, b in itertools.pairwise(vocal):
             assert a.end <= b.start + 1e-9  # one voice: no overlaps
             assert b.phrase in (a.phrase, a.phrase + 1)
         assert all(n.end - n.start >= 0.12 - 1e-9 for n in vocal)
         assert vocal[0].start <= (s.beats_per_bar + 1) * 60 / s.tempo + 1e-9  # at most a bar of intro
-        steps = [abs(b.pitch - a.pitch) for a, b in zip(vocal, vocal[1:], strict=False) if a.phrase == b.phrase]
+        steps = [abs(b.pitch - a.pitch) for a, b in itertools.pairwise(vocal) if a.phrase == b.phrase]
         # Seconds and repeats dominate, thirds are common, leaps of a fourth or more are occasional.
         assert sum(step <= 2 for step in steps) / len(steps) >= 0.4
         assert sum(step <= 4 for step in steps) / len(steps) >= 0.8
@@ -224,11 +236,11 @@ def test_phrases_repeat_motifs():
         beat = 60 / s.tempo
         bar = s.beats_per_bar * beat
 
-        def opening(k: int) -> tuple:
+        def opening(k: int, s: Song = s, bar: float = bar, beat: float = beat) -> tuple:
             notes = [n for n in s.vocal if n.phrase == k][:4]
             first_bar = int(notes[0].start / bar + 1e-6)
             onsets = tuple(round((n.start - first_bar * bar) / beat * 12) for n in notes)
-            intervals = tuple(b.pitch - a.pitch for a, b in zip(notes, notes[1:], strict=False))
+            intervals = tuple(b.pitch - a.pitch for a, b in itertools.pairwise(notes))
             return onsets, tuple(1 if i > 0 else -1 if i < 0 else 0 for i in intervals)
 
         phrases = sorted({n.phrase for n in s.vocal})
@@ -273,7 +285,7 @@ def test_comping_voices_complete_chords_with_smooth_voice_leading():
                 voicings.append(sorted(sounding))
                 if c.end - c.start >= 60 / s.tempo * 2:  # a chord of two beats or more is heard whole
                     assert {p % 12 for p in sounding} == set(c.pitch_classes), f"{s.style} {part.name}"
-        moves = [abs(sum(b) / len(b) - sum(a) / len(a)) for a, b in zip(voicings, voicings[1:], strict=False)]
+        moves = [abs(sum(b) / len(b) - sum(a) / len(a)) for a, b in itertools.pairwise(voicings)]
         assert max(moves) <= 7  # the hand never jumps across the keyboard
 
 
@@ -294,6 +306,25 @@ def test_drums_keep_time_and_mark_sections():
             assert any(abs(n.start - t) < TOLERANCE for n in drums.notes)
 
 
+def test_parts_never_restrike_a_sounding_pitch():
+    """A note-off arriving after the next note-on of the same pitch would silence the new note."""
+    for s in all_songs():
+        for part in s.parts:
+            last_end: dict[int, float] = {}
+            for n in part.notes:
+                assert n.start >= last_end.get(n.pitch, 0.0), f"{s.style}/{part.name} pitch {n.pitch}"
+                last_end[n.pitch] = n.end
+
+
+def test_open_and_closed_hat_never_sound_together():
+    for name, preset in STYLES.items():
+        for groove in preset.drum_grooves:
+            lines = dict(groove.lines)
+            if 42 in lines and 46 in lines:
+                both = [i for i, (a, b) in enumerate(zip(lines[42], lines[46], strict=True)) if "." not in (a, b)]
+                assert not both, f"{name}/{groove.name}: closed and open hat together at steps {both}"
+
+
 def test_fills_close_sections():
     s = song(1, "rock", 40.0)
     drums = next(p for p in s.parts if p.stem == "drums")
@@ -309,8 +340,8 @@ def test_swing_is_shared_by_all_parts():
     s = song(2, "blues")
     beat = 60 / s.tempo
     offbeats = set()
-    for part in [*s.parts]:
-        for n in part.notes:
+    for notes in [s.vocal, *(p.notes for p in s.parts)]:
+        for n in notes:
             fraction = (n.start / beat) % 1
             if 0.2 < fraction < 0.8:
                 offbeats.add(round(fraction, 1))

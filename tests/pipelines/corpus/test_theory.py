@@ -155,8 +155,11 @@ def test_swing():
     assert swing_position(2.0, 1 / 3) == 2.0  # downbeats never move
     assert swing_position(2.5, 1 / 3) == pytest.approx(2 + 2 / 3)  # off-beat eighth on the last triplet
     assert swing_position(1.5, 0.0) == 1.5
+    assert swing_position(1.25, 1 / 3) == pytest.approx(1 + 1 / 3)  # sixteenths stretch with the first eighth
+    assert swing_position(1.75, 1 / 3) == pytest.approx(1 + 5 / 6)
     positions = [swing_position(i / 4, 0.2) for i in range(9)]
     assert positions == sorted(positions)  # still monotonic
+    assert swing_position(0.5 - 1e-9, 0.2) == pytest.approx(swing_position(0.5, 0.2))  # and continuous
     timeline = Timeline(tempo=120, beats_per_bar=4, swing=1 / 3)
     assert timeline.time(4) == pytest.approx(2.0)
     assert timeline.time(0.5) == pytest.approx(1 / 3)

@@ -1,0 +1,1 @@
+"""Inference: turning a vocal into an accompaniment and a mixed song."""

@@ -1,0 +1,79 @@
+"""The accompaniment engine interface: what `singsong accompany`, the batch CLI and the service worker call.
+
+An engine takes a batch of vocals (any sample rate, mono or stereo) with per-request generation options and
+returns, for every vocal, one or more takes: the generated accompaniment stem and the mix of vocal and
+accompaniment, both at the vocal's sample rate and exactly as long as the vocal. Batching is part of the
+interface because generation is dominated by per-step overhead: one batched forward for N requests costs
+far less than N forwards (the service worker groups queued jobs by length for this reason).
+
+The cascade model (`Accompanist`, semantic -> coarse -> fine token transformers) implements it; tests may
+implement it with any tiny randomly initialised network, never with canned audio.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.audio import Audio
+
+#: Called with the fraction of the batch's work done so far (0..1).
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Per-request sampling options (all engines accept them; an engine ignores what it cannot use)."""
+
+    seed: int | None = None  # None: a random seed, reported back in the result
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no top-k filtering
+    top_p: float = 0.0  # 0: no nucleus filtering
+    guidance_scale: float = 1.0  # classifier-free guidance; 1 = conditional model only
+    takes: int = 1  # independent accompaniments for the same vocal
+
+    def validate(self) -> None:
+        if not 0.0 < self.temperature <= 5.0:
+            raise ValueError(f"temperature must be in (0, 5], got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0.0 <= self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in [0, 1], got {self.top_p}")
+        if not 0.0 <= self.guidance_scale <= 20.0:
+            raise ValueError(f"guidance_scale must be in [0, 20], got {self.guidance_scale}")
+        if not 1 <= self.takes <= 16:
+            raise ValueError(f"takes must be between 1 and 16, got {self.takes}")
+
+
+@dataclass
+class Take:
+    """One generated accompaniment for one vocal. Arrays are float32 `[C, T]` at `sample_rate`."""
+
+    accompaniment: np.ndarray
+    mix: np.ndarray
+    sample_rate: int
+    seed: int
+    take: int = 0
+
+
+class AccompanimentEngine(ABC):
+    """Vocals in, accompaniments out (see the module docstring)."""
+
+    #: Largest number of vocals one `accompany_batch` call should receive.
+    max_batch_size: int = 8
+
+    @abstractmethod
+    def accompany_batch(
+        self,
+        vocals: Sequence[Audio],
+        options: Sequence[GenerationOptions],
+        progress: ProgressCallback | None = None,
+    ) -> list[list[Take]]:
+        """One result list (of `options[i].takes` takes) per vocal, in input order."""
+
+    def accompany(self, vocal: Audio, options: GenerationOptions | None = None) -> list[Take]:
+        """Convenience wrapper for a single vocal."""
+        return self.accompany_batch([vocal], [options or GenerationOptions()])[0]

@@ -1,0 +1,84 @@
+"""Response models (the OpenAPI schema clients see) and their construction from job records."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from service.jobs import JobOptions, JobRecord, JobStatus
+
+
+class TakeLinks(BaseModel):
+    take: int
+    seed: int
+    mix: str
+    accompaniment: str
+
+
+class JobResponse(BaseModel):
+    id: str
+    status: JobStatus
+    progress: float = Field(description="0..1")
+    queue_position: int | None = Field(None, description="1 = next to start; only while queued")
+    error: str | None = None
+    filename: str
+    duration_s: float
+    options: JobOptions
+    attempts: int
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    batch_id: str | None = None
+    results: list[TakeLinks] = Field(default_factory=list, description="download links, once succeeded")
+
+
+class RejectedFile(BaseModel):
+    name: str
+    status: int
+    error: str
+
+
+class BatchJob(BaseModel):
+    id: str
+    name: str
+    status: JobStatus | None = Field(None, description="null once the job has expired or was deleted")
+    progress: float = 0.0
+    error: str | None = None
+
+
+class BatchResponse(BaseModel):
+    id: str
+    created_at: float
+    counts: dict[str, int]
+    jobs: list[BatchJob]
+    rejected: list[RejectedFile]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    redis: bool
+    live_workers: int
+    problems: list[str] = Field(default_factory=list)
+
+
+def job_response(job: JobRecord, delivered_seq: int | None) -> JobResponse:
+    position = None
+    if job.status == JobStatus.queued and delivered_seq is not None:
+        position = max(1, job.seq - delivered_seq)
+    results = []
+    if job.status == JobStatus.succeeded:
+        for r in job.results:
+            query = f"?take={r.take}"
+            results.append(TakeLinks(
+                take=r.take, seed=r.seed, mix=f"/v1/jobs/{job.id}/mix{query}",
+                accompaniment=f"/v1/jobs/{job.id}/accompaniment{query}",
+            ))  # fmt: skip
+    return JobResponse(
+        id=job.id, status=job.status, progress=round(job.progress, 4), queue_position=position,
+        error=job.error or None, filename=job.filename, duration_s=round(job.duration, 3), options=job.options,
+        attempts=job.attempts, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        batch_id=job.batch or None, results=results,
+    )  # fmt: skip

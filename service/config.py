@@ -1,0 +1,98 @@
+"""Service configuration: one pydantic-settings model read from `SINGSONG_*` environment variables.
+
+The API, the worker and the admin CLI all build the same `Settings`, so a deployment configures every
+process from one environment (docker-compose passes the same variables to each container). Defaults suit a
+single machine; everything that bounds resource use (upload size, duration, queue length, quotas) is a
+setting because the right numbers depend on the GPU behind the queue.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variable = `SINGSONG_` + field name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="SINGSONG_", extra="ignore")
+
+    # --- shared state ------------------------------------------------------------------------------
+    redis_url: str = "redis://localhost:6379/0"
+    #: Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
+    redis_prefix: str = "singsong:"
+    #: Shared directory for uploads and results; the API and all workers must see the same files.
+    storage_dir: Path = Path("data/service")
+
+    # --- authentication and fairness --------------------------------------------------------------
+    #: "keys": every /v1 request needs an API key. "open": no keys, every request is one anonymous owner
+    #: (for a single user on localhost; never expose an open service to a network).
+    auth: Literal["keys", "open"] = "keys"
+    #: Token bucket per key: sustained requests per second and burst size (all /v1 requests count).
+    rate_limit_per_s: float = Field(5.0, gt=0)
+    rate_limit_burst: int = Field(60, ge=1)
+    #: Queued + running jobs one key may have at a time (a batch must fit entirely).
+    max_active_jobs: int = Field(32, ge=1)
+    #: Jobs waiting in the queue (all keys together); beyond it submissions get 503 + Retry-After.
+    max_queue_length: int = Field(1000, ge=1)
+    quota_retry_after_s: int = Field(10, ge=1)
+    queue_full_retry_after_s: int = Field(30, ge=1)
+
+    # --- uploads ------------------------------------------------------------------------------------
+    max_upload_bytes: int = Field(100 * MiB, ge=1024)
+    max_seconds: float = Field(300.0, gt=0)
+    #: A vocal whose RMS level is below this (dBFS) is answered with 422 "the vocal is silent".
+    silence_dbfs: float = -60.0
+    max_takes: int = Field(4, ge=1, le=16)
+
+    # --- batches ------------------------------------------------------------------------------------
+    batch_max_files: int = Field(32, ge=1)
+    #: Whole request body of POST /v1/batches (many files, or one zip).
+    batch_max_bytes: int = Field(1024 * MiB, ge=1024)
+    zip_max_entries: int = Field(256, ge=1)
+    zip_max_uncompressed_bytes: int = Field(2048 * MiB, ge=1024)
+
+    # --- results ------------------------------------------------------------------------------------
+    #: Finished (succeeded, failed, cancelled) jobs and their files are deleted this long after finishing.
+    result_ttl_s: int = Field(24 * 3600, ge=1)
+
+    # --- worker -------------------------------------------------------------------------------------
+    #: Engine factory, "package.module:callable"; called as callable(model_dir=..., device=...).
+    engine: str = ""
+    model_dir: Path | None = None
+    device: str = "auto"
+    #: Consumer name in the Redis group; default hostname-pid. A restarted worker with the same name
+    #: would see its own stale entries as pending, which XAUTOCLAIM handles either way.
+    worker_name: str = ""
+    #: Most jobs in one engine call (also capped by the engine's own max_batch_size).
+    batch_size: int = Field(8, ge=1)
+    #: Longest/shortest vocal duration allowed in one batch: padding beyond this wastes accelerator time.
+    length_tolerance: float = Field(1.5, ge=1.0)
+    #: After a read returned fewer jobs than batch_size, wait this long for more (0: never wait).
+    batch_wait_ms: int = Field(0, ge=0)
+    read_block_ms: int = Field(1000, ge=1)
+    #: A pending job whose worker has not touched it for this long is taken over (XAUTOCLAIM).
+    claim_min_idle_ms: int = Field(60_000, ge=1)
+    heartbeat_s: float = Field(5.0, gt=0)
+    #: /readyz needs a worker heartbeat younger than this.
+    heartbeat_ttl_s: float = Field(30.0, gt=0)
+    #: Runs of a job (crashes included) before it goes to the dead-letter stream.
+    max_attempts: int = Field(3, ge=1)
+    janitor_interval_s: float = Field(30.0, gt=0)
+    #: Prometheus port of the worker process (0: no metrics server).
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    #: File the worker touches on every heartbeat, for a container HEALTHCHECK ("" to disable).
+    heartbeat_file: str = ""
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> Settings:
+        # Running jobs are kept alive by the heartbeat; if it were slower than the takeover threshold,
+        # a healthy but busy worker would have its jobs stolen mid-batch.
+        if self.claim_min_idle_ms < 2 * self.heartbeat_s * 1000:
+            raise ValueError("claim_min_idle_ms must be at least twice heartbeat_s (in ms)")
+        return self

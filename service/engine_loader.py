@@ -1,0 +1,54 @@
+"""Load the accompaniment engine named by `SINGSONG_ENGINE` ("package.module:callable").
+
+The worker does not import a model itself: which engine runs (the cascade model once it exists, a tiny
+test network, a future distilled model) is configuration, and the factory gets `model_dir` and `device`
+so one image can serve several checkpoints. A factory is any callable
+`factory(*, model_dir: Path | None, device: str) -> AccompanimentEngine`; a class works too.
+
+There is deliberately no default engine: a service that silently produced untrained-network noise because
+nobody configured a model would look healthy and be useless.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from pipelines.errors import SingsongError
+from pipelines.inference.engine import AccompanimentEngine
+
+
+class EngineConfigError(SingsongError):
+    """SINGSONG_ENGINE is missing, malformed, or names something that is not an engine factory."""
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; anything else is passed through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_engine(spec: str, model_dir: Path | None = None, device: str = "auto") -> AccompanimentEngine:
+    if not spec:
+        raise EngineConfigError(
+            "no engine configured: set SINGSONG_ENGINE=package.module:factory (and SINGSONG_MODEL_DIR)"
+        )
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise EngineConfigError(f"SINGSONG_ENGINE must look like package.module:factory, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise EngineConfigError(f"cannot import engine module {module_name!r}: {error}") from error
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise EngineConfigError(f"{module_name} has no callable {attr!r}")
+    if model_dir is not None and not Path(model_dir).is_dir():
+        raise EngineConfigError(f"model directory {model_dir} does not exist")
+    engine = factory(model_dir=Path(model_dir) if model_dir is not None else None, device=resolve_device(device))
+    if not isinstance(engine, AccompanimentEngine):
+        raise EngineConfigError(f"{spec} returned {type(engine).__name__}, not an AccompanimentEngine")
+    return engine
