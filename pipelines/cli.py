@@ -30,6 +30,7 @@ GROUPS: dict[str, str] = {
 COMMAND_MODULES: list[str] = [
     "pipelines.corpus.cli",
     "pipelines.training.semantic",
+    "pipelines.tokens.cli",
 ]
 
 Handler = Callable[[argparse.Namespace], int | None]

@@ -12,6 +12,7 @@ nobody configured a model would look healthy and be useless.
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 
 from pipelines.errors import SingsongError
@@ -48,7 +49,12 @@ def load_engine(spec: str, model_dir: Path | None = None, device: str = "auto") 
         raise EngineConfigError(f"{module_name} has no callable {attr!r}")
     if model_dir is not None and not Path(model_dir).is_dir():
         raise EngineConfigError(f"model directory {model_dir} does not exist")
-    engine = factory(model_dir=Path(model_dir) if model_dir is not None else None, device=resolve_device(device))
+    kwargs = {"model_dir": Path(model_dir) if model_dir is not None else None, "device": resolve_device(device)}
+    try:  # check the signature first: catching TypeError from the call would also hide the factory's own bugs
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError:
+        raise EngineConfigError(f"{spec} must accept the keyword arguments model_dir and device") from None
+    engine = factory(**kwargs)
     if not isinstance(engine, AccompanimentEngine):
         raise EngineConfigError(f"{spec} returned {type(engine).__name__}, not an AccompanimentEngine")
     return engine

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from pipelines.audio import Audio, AudioError, load_audio
 from pipelines.inference.engine import AccompanimentEngine, Take
@@ -74,7 +76,10 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
-        self.client = client or redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.client = client or redis.Redis.from_url(
+            settings.redis_url, decode_responses=True, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )  # fmt: skip
         self.storage = Storage(settings.storage_dir)
         self.engine = engine or load_engine(settings.engine, settings.model_dir, settings.device)
         self.name = name or settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"

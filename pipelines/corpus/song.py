@@ -45,7 +45,7 @@ class Chord:
 
     @property
     def symbol(self) -> str:
-        suffix = {"maj": "", "min": "m"}.get(self.quality, self.quality)
+        suffix = {"maj": "", "min": "m", "min7": "m7"}.get(self.quality, self.quality)
         return f"{PITCH_CLASS_NAMES[self.root]}{suffix}"
 
 

@@ -750,7 +750,7 @@ def _noise_events(sylls: list[_Syllable], n: int, sr: int, timbre: VoiceTimbre, 
 # ------------------------------------------------------------------------------------------ listening aid
 def write_example(path: str | os.PathLike[str] = "/tmp/voice_example.wav", seed: int = 0,
                   sample_rate: int = 44100, timbre: VoiceTimbre | None = None) -> np.ndarray:
-    """Sing a built-in three-phrase melody (~13 s, A minor) into a WAV file; returns the audio.
+    """Sing a built-in three-phrase melody (16.5 s, A minor) into a WAV file; returns the audio.
 
     For listening checks: legato runs, leaps, long notes with vibrato, staccato notes and breaths.
     """
@@ -766,6 +766,6 @@ def write_example(path: str | os.PathLike[str] = "/tmp/voice_example.wav", seed:
     ]
     notes = [VocalNote(pitch, start * beat, (start + length) * beat, 90 + 4 * (i % 3), phrase)
              for phrase, line in enumerate(phrases) for i, (pitch, start, length) in enumerate(line)]
-    audio = render_vocal(notes, 16.0 * beat * 2 + 0.5, sample_rate, seed, timbre)
+    audio = render_vocal(notes, 33 * beat, sample_rate, seed, timbre)
     soundfile.write(os.fspath(path), audio, sample_rate)
     return audio

@@ -209,9 +209,13 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
     writer = SummaryWriter(str(out / "tensorboard"))
     history = (out / "history.jsonl").open("a")
     use_amp = options.amp and device.type == "cuda"
-    preview = dataset.batch(1, np.random.default_rng(options.seed))  # a fixed crop for TensorBoard audio
+    # Fixed crops: one to listen to in TensorBoard, a batch to calibrate the latent normalisation on save.
+    fixed_rng = np.random.default_rng(options.seed)
+    preview = dataset.batch(1, fixed_rng)
+    calibration = dataset.batch(max(options.batch_size, 16), fixed_rng)
 
     def save() -> None:
+        codec.calibrate_latent_norm(calibration)
         extra = {"step": step, "train_options": json.loads(json.dumps(asdict(options), default=str))}
         codec.save_pretrained(model_dir, extra=extra)
         save_training_state(model_dir, model=codec, optimizer=optimizer, scheduler=scheduler, step=step)

@@ -34,10 +34,11 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.asarray(x, dtype=np.float64) ** 2)))
 
 
-def _pyin(y: np.ndarray, sr: int = SR) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pyin(y: np.ndarray, sr: int = SR, resolution: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """f0 (Hz), voiced flags and frame times of a 16 kHz resample, as a pitch tracker would hear it."""
     y16 = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr, target_sr=16000)
-    f0, voiced, _ = librosa.pyin(y16, fmin=65.0, fmax=1000.0, sr=16000, frame_length=1024, hop_length=320)
+    f0, voiced, _ = librosa.pyin(y16, fmin=65.0, fmax=1000.0, sr=16000, frame_length=1024, hop_length=320,
+                                 resolution=resolution)
     return f0, voiced, librosa.times_like(f0, sr=16000, hop_length=320)
 
 
@@ -107,7 +108,7 @@ def test_breath_level_follows_the_timbre():
 
 def test_pitch_follows_the_notes(melody_renders):
     for y in melody_renders.values():
-        f0, voiced, times = _pyin(y)
+        f0, voiced, times = _pyin(y, resolution=0.2)  # 20-cent bins: plenty for a +/-50 cent check
         cents, inside = [], 0
         for note in MELODY:  # away from glides, scoops and releases
             frames = (times > note.start + 0.2) & (times < note.end - 0.1)
