@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     #: File the worker touches on every heartbeat, for a container HEALTHCHECK ("" to disable).
     heartbeat_file: str = ""
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # docker-compose passes unset variables as "" (SINGSONG_MODEL_DIR: ${SINGSONG_MODEL_DIR:-}).
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check_timing(self) -> Settings:

@@ -104,7 +104,8 @@ def _register_train(group: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
     parser.add_argument("--remix", type=float, default=defaults.remix,
                         help="probability of mixing stems from different songs (demucs' remix augmentation)")
-    parser.add_argument("--save-every", type=int, default=defaults.save_every)
+    parser.add_argument("--save-every", type=int, default=defaults.save_every, help="save + export every N steps")
+    parser.add_argument("--log-every", type=int, default=defaults.log_every)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -120,7 +121,8 @@ def _train(args: argparse.Namespace) -> int:
         data=Path(args.data), out=Path(args.out), name=args.name, model=args.model, sources=args.sources,
         channels=args.channels, depth=args.depth, sample_rate=args.sample_rate, segment=args.segment,
         batch_size=args.batch_size, steps=args.steps, max_minutes=args.max_minutes, lr=args.lr,
-        warmup=args.warmup, remix=args.remix, save_every=args.save_every, device=args.device,
+        warmup=args.warmup, remix=args.remix, save_every=args.save_every, log_every=args.log_every,
+        device=args.device,
         threads=args.threads, seed=args.seed, resume=args.resume, progress=not args.quiet,
     )  # fmt: skip
     result = train_separator(options)
