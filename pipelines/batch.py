@@ -23,6 +23,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time: `singsong --help` must not pay for torch or httpx
+    import httpx
+    from tqdm import tqdm
+
+    from pipelines.inference.engine import GenerationOptions
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".aif", ".aiff", ".caf", ".wv"}
 KINDS = ("mix", "accompaniment")
@@ -66,10 +73,10 @@ def output_paths(in_dir: Path, out_dir: Path, source: Path, takes: int, fmt: str
 
 
 def find_inputs(in_dir: Path) -> list[Path]:
-    return sorted(
-        p for p in in_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not any(s.startswith(".") for s in p.relative_to(in_dir).parts)
-    )  # fmt: skip
+    def hidden(p: Path) -> bool:
+        return any(part.startswith(".") for part in p.relative_to(in_dir).parts)
+
+    return sorted(p for p in in_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not hidden(p))
 
 
 def _batch(args: argparse.Namespace) -> int:
@@ -96,7 +103,7 @@ def _outputs(args: argparse.Namespace, source: Path) -> dict[tuple[str, int], Pa
     return output_paths(args.in_dir, args.out_dir, source, args.takes, args.format)
 
 
-def _options(args: argparse.Namespace):  # -> GenerationOptions (imported lazily, like torch behind it)
+def _options(args: argparse.Namespace) -> GenerationOptions:
     from pipelines.inference.engine import GenerationOptions
 
     options = GenerationOptions(seed=args.seed, temperature=args.temperature, takes=args.takes)
@@ -196,7 +203,7 @@ def run_remote(args: argparse.Namespace, todo: list[Path], summary: BatchSummary
                 time.sleep(max(0.0, wait_until - time.monotonic()))
 
 
-def _download(client, job_id: str, targets: dict[tuple[str, int], Path]) -> None:  # client: httpx.Client
+def _download(client: httpx.Client, job_id: str, targets: dict[tuple[str, int], Path]) -> None:
     for (kind, take), target in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
@@ -211,20 +218,20 @@ def _download(client, job_id: str, targets: dict[tuple[str, int], Path]) -> None
             raise
 
 
-def _retry_after(response) -> float:
+def _retry_after(response: httpx.Response) -> float:
     try:
         return min(60.0, max(0.5, float(response.headers.get("retry-after", "1"))))
     except ValueError:
         return 1.0
 
 
-def _detail(response) -> str:
+def _detail(response: httpx.Response) -> str:
     try:
         return str(response.json().get("detail"))
     except ValueError:
         return f"HTTP {response.status_code}"
 
 
-def _fail(summary: BatchSummary, bar, path: Path, response) -> None:
+def _fail(summary: BatchSummary, bar: tqdm, path: Path, response: httpx.Response) -> None:
     summary.failed.append((path, f"HTTP {response.status_code}: {_detail(response)}"))
     bar.update()

@@ -31,6 +31,8 @@ COMMAND_MODULES: list[str] = [
     "pipelines.corpus.cli",
     "pipelines.training.semantic",
     "pipelines.tokens.cli",
+    "pipelines.batch",
+    "service.cli",
 ]
 
 Handler = Callable[[argparse.Namespace], int | None]

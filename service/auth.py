@@ -37,6 +37,7 @@ def digest(api_key: str) -> str:
 
 
 def owner_of(key_digest: str) -> str:
+    """Derived, not looked up, so the API can name the caller's rate-limit bucket before any Redis call."""
     return key_digest[:16]
 
 

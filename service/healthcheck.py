@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     try:
-        with urllib.request.urlopen(args.url, timeout=5) as response:  # noqa: S310 - a fixed local URL
+        with urllib.request.urlopen(args.url, timeout=5) as response:  # a fixed local URL, never user input
             return 0 if response.status == 200 else 1
     except OSError as error:
         print(f"{args.url}: {error}", file=sys.stderr)

@@ -126,13 +126,22 @@ redis.call('ZREM', KEYS[3], ARGV[4])
 return 'deleted'
 """
 
-#: KEYS: ratelimit:<owner>   ARGV: rate per second, burst, cost
-#: Token bucket on Redis's clock (one clock for every API replica). Returns {allowed 0/1, retry_after "s"}.
-TOKEN_BUCKET = """
+#: KEYS: apikey:<digest> (ignored in open mode), ratelimit:<owner>
+#: ARGV: rate per second, burst, cost, check key ("1" with API keys, "0" in open mode)
+#: Authentication and the token bucket in one round trip - every request pays for this, polling included.
+#: The owner is derived from the key's digest on the API side, so the bucket key is known beforehand.
+#: The bucket runs on Redis's clock (one clock for all API replicas).
+#: Returns {allowed 1 | 0 (rate limited) | -1 (unknown key), retry_after "s", key name}.
+AUTHORIZE = """
+local name = 'open'
+if ARGV[4] == '1' then
+  name = redis.call('HGET', KEYS[1], 'name')
+  if not name then return {-1, '0', ''} end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local b = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
 local tokens = tonumber(b[1]) or burst
 local ts = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
@@ -143,7 +152,7 @@ if tokens >= cost then
 else
   retry = (cost - tokens) / rate
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, tostring(retry)}
+redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[2], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(retry), name}
 """

@@ -155,6 +155,17 @@ class Storage:
                 continue
         return removed
 
+    def old_job_ids(self, max_age_s: float) -> list[str]:
+        """Ids of job directories not modified for `max_age_s` (candidates for the orphan sweep)."""
+        cutoff, found = time.time() - max_age_s, []
+        for path in self.jobs_dir.iterdir():
+            try:
+                if is_job_id(path.name) and path.stat().st_mtime < cutoff:
+                    found.append(path.name)
+            except FileNotFoundError:
+                continue
+        return found
+
     def _job_dir(self, job_id: str) -> Path:
         if not is_job_id(job_id):
             raise ValueError(f"not a job id: {job_id!r}")

@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,8 @@ from service.storage import Storage, is_job_id
 log = logging.getLogger("singsong.worker")
 PROGRESS_INTERVAL_S = 0.25
 INCOMING_MAX_AGE_S = 6 * 3600.0
+WRITE_THREADS = 8
+ORPHAN_SWEEP_INTERVAL_S = 3600.0
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Worker:
         self._held_lock = threading.Lock()
         self._claim_cursor = "0-0"
         self._next_janitor = 0.0
+        self._next_orphan_sweep = 0.0
         self._claim = self.client.register_script(CLAIM)
         self._progress = self.client.register_script(PROGRESS)
         self._finish = self.client.register_script(FINISH)
@@ -248,8 +252,7 @@ class Worker:
             for claimed in group:
                 self._run_group([claimed])
             return
-        for claimed, job_takes in zip(group, takes, strict=True):
-            self._publish(claimed, job_takes)
+        self._write_and_publish(group, takes)
 
     def _generate(self, group: list[Claimed]) -> list[list[Take]]:
         vocals = [c.vocal for c in group if c.vocal is not None]
@@ -279,33 +282,65 @@ class Worker:
 
         return report
 
-    def _publish(self, claimed: Claimed, takes: list[Take]) -> None:
-        job_id, fmt = claimed.job.id, claimed.job.options.format
-        if self.client.hget(self.keys.job(job_id), "status") != "running":
-            outcome = "cancelled"  # cancelled (or deleted) while generating: do not write anything
-        else:
-            try:
-                for t in takes:
-                    for kind, samples in (("mix", t.mix), ("accompaniment", t.accompaniment)):
-                        self.storage.write_result(job_id, claimed.attempt, kind, t.take, fmt, samples, t.sample_rate)
-            except (OSError, AudioError) as error:
-                log.exception("worker %s: job %s: writing results failed", self.name, job_id)
-                self.storage.delete_attempt(job_id, claimed.attempt)
+    def _write_and_publish(self, group: list[Claimed], takes: list[list[Take]]) -> None:
+        """Write every take of the group, then publish each job whose files are all on disk.
+
+        The files are written by a small thread pool: each is fsynced (a result announced in Redis must
+        survive a power cut), and concurrent fsyncs share the filesystem's journal commits, so a batch
+        of 8 jobs does not wait for 32 sequential disk flushes (measured: the flushes took longer than
+        the tiny engine's whole forward pass).
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for c in group:
+            pipe.hget(self.keys.job(c.job.id), "status")
+        statuses = pipe.execute()
+        writes = {}
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="write") as pool:
+            for claimed, job_takes, status in zip(group, takes, statuses, strict=True):
+                if status == "running":  # cancelled or deleted while generating: write nothing
+                    writes[claimed.job.id] = pool.submit(self._write_takes, claimed, job_takes)
+        for claimed, job_takes in zip(group, takes, strict=True):
+            future = writes.get(claimed.job.id)
+            if future is None:
+                self._discard(claimed, "cancelled")
+                continue
+            error = future.exception()
+            if error is not None:
+                log.error("worker %s: job %s: writing results failed: %r", self.name, claimed.job.id, error)
+                self.storage.delete_attempt(claimed.job.id, claimed.attempt)
                 self._fail_job(claimed, f"writing the results failed ({type(error).__name__})", final=False)
-                return
-            results = json.dumps([{"take": t.take, "seed": t.seed} for t in takes])
-            now = time.time()
-            outcome = self._finish(
-                keys=[self.keys.job(job_id), self.keys.active(claimed.job.owner), self.keys.expiry, self.keys.queue],
-                args=[claimed.attempt, results, f"{now:.6f}", f"{now + self.settings.result_ttl_s:.0f}", job_id,
-                      claimed.entry, GROUP],
-            )  # fmt: skip
+                continue
+            self._publish(claimed, job_takes)
+
+    def _write_takes(self, claimed: Claimed, takes: list[Take]) -> None:
+        job_id, fmt = claimed.job.id, claimed.job.options.format
+        for t in takes:
+            for kind, samples in (("mix", t.mix), ("accompaniment", t.accompaniment)):
+                self.storage.write_result(job_id, claimed.attempt, kind, t.take, fmt, samples, t.sample_rate)
+
+    def _publish(self, claimed: Claimed, takes: list[Take]) -> None:
+        """FINISH: results become visible only now, after every file was written."""
+        job_id = claimed.job.id
+        results = json.dumps([{"take": t.take, "seed": t.seed} for t in takes])
+        now = time.time()
+        outcome = self._finish(
+            keys=[self.keys.job(job_id), self.keys.active(claimed.job.owner), self.keys.expiry, self.keys.queue],
+            args=[claimed.attempt, results, f"{now:.6f}", f"{now + self.settings.result_ttl_s:.0f}", job_id,
+                  claimed.entry, GROUP],
+        )  # fmt: skip
         if outcome != "succeeded":
-            # Cancelled, deleted, or taken over by another worker meanwhile: this attempt's files are nobody's.
-            self.storage.delete_attempt(job_id, claimed.attempt)
-            self._ack(claimed.entry)
-        metrics.WORKER_JOBS.labels("succeeded" if outcome == "succeeded" else "discarded").inc()
-        log.info("worker %s: job %s %s (attempt %d)", self.name, job_id, outcome, claimed.attempt)
+            self._discard(claimed, outcome)
+            return
+        metrics.WORKER_JOBS.labels("succeeded").inc()
+        log.info("worker %s: job %s succeeded (attempt %d)", self.name, job_id, claimed.attempt)
+
+    def _discard(self, claimed: Claimed, outcome: str) -> None:
+        """Cancelled, deleted, or taken over by another worker meanwhile: this attempt's files are nobody's."""
+        self.storage.delete_attempt(claimed.job.id, claimed.attempt)
+        self._ack(claimed.entry)
+        metrics.WORKER_JOBS.labels("discarded").inc()
+        log.info("worker %s: job %s %s, output discarded (attempt %d)", self.name, claimed.job.id, outcome,
+                 claimed.attempt)  # fmt: skip
 
     def _engine_failed(self, claimed: Claimed, error: BaseException) -> None:
         log.error("worker %s: job %s attempt %d failed: %r", self.name, claimed.job.id, claimed.attempt, error)
@@ -367,11 +402,30 @@ class Worker:
             pipe.zrem(self.keys.expiry, job_id)
             pipe.execute()
         self.storage.sweep_incoming(INCOMING_MAX_AGE_S)
+        if time.time() >= self._next_orphan_sweep:
+            self.sweep_orphans()
+            self._next_orphan_sweep = time.time() + ORPHAN_SWEEP_INTERVAL_S
         # Workers that left without saying goodbye (SIGKILL) stay in the set until this prunes them.
         self.client.zremrangebyscore(self.keys.workers, "-inf", time.time() - 86_400)
         if expired:
             log.info("worker %s: janitor removed %d expired job(s)", self.name, len(expired))
         return len(expired)
+
+
+    def sweep_orphans(self, max_age_s: float = INCOMING_MAX_AGE_S) -> int:
+        """Delete job directories that have no Redis record: an API process that died between storing an
+        upload and enqueueing it, or a record lost with a Redis that ran without persistence. Only old
+        directories are considered, so a job being admitted right now is never touched."""
+        candidates = self.storage.old_job_ids(max_age_s)
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in candidates:
+            pipe.exists(self.keys.job(job_id))
+        orphans = [job_id for job_id, exists in zip(candidates, pipe.execute(), strict=True) if not exists]
+        for job_id in orphans:
+            self.storage.delete_job(job_id)
+        if orphans:
+            log.warning("worker %s: removed %d orphaned job directories", self.name, len(orphans))
+        return len(orphans)
 
 
 def main() -> None:

@@ -230,6 +230,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "codec",
         help="measure codec reconstruction (mel distance, SI-SNR) and codebook usage",
         description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="codec checkpoint directory (or training run dir)")
     parser.add_argument("--data", required=True, help="audio folder, corpus folder or manifest .jsonl")

@@ -163,7 +163,8 @@ class BatchedSeparator:
         self.max_seconds = max_seconds
         ramp = torch.arange(1, self.segment_length // 2 + 1, dtype=torch.float32)
         down = torch.arange(self.segment_length - self.segment_length // 2, 0, -1, dtype=torch.float32)
-        self.window = (torch.cat([ramp, down]) / max(1.0, float(ramp.max(initial=1.0)))) ** transition_power
+        triangle = torch.cat([ramp, down])
+        self.window = (triangle / triangle.max()) ** transition_power  # [segment], demucs' transition window
         vocals = info.sources.index("vocals")
         # [2, S] matrix folding the model's sources into (vocals, everything else).
         self.fold = torch.zeros(2, len(info.sources))
@@ -220,16 +221,15 @@ class BatchedSeparator:
         exhausted = False
         loading: deque[Future] = deque()
         pending: deque[_Segment] = deque()
+        idle = False  # the source said "nothing now": finish what is in flight before asking again
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demucs-load") as pool:
             while True:
-                idle = False
-                while not exhausted and len(loading) < self.prefetch:
+                while not exhausted and not idle and len(loading) < self.prefetch:
                     job = next(source, _END)
                     if job is _END:
                         exhausted = True
                     elif job is None:
                         idle = True
-                        break
                     else:
                         loading.append(pool.submit(self._load, job))
                 if len(pending) < self.batch_size and loading:
@@ -246,6 +246,7 @@ class BatchedSeparator:
                     continue
                 if exhausted and not loading and not pending:
                     return
+                idle = False  # nothing in flight: ask the source again (a queue blocks while it is empty)
 
     def _run(self, batch: list[_Segment]) -> Iterator[SeparatedTrack]:
         channels, length = self.info.channels, self.segment_length

@@ -109,7 +109,8 @@ def build_model(
     Hybrid demucs needs the STFT hop to equal the time branch's total stride, 4 ** (depth - 1), so
     `nfft = 4 ** depth` (depth 6 -> 4096, the published models; depth 5 -> 1024; depth 3 -> 64 for tests).
     HTDemucs puts its cross-domain transformer after the last encoder layer and needs frequency bins left
-    there (8 in the published model), hence its default `nfft = 4 ** (depth + 2)` (depth 4 -> 4096). `overrides` go to the constructor unchanged.
+    there (8 in the published model), hence its default `nfft = 4 ** (depth + 2)` (depth 4 -> 4096).
+    `overrides` go to the constructor unchanged.
     """
     from demucs.hdemucs import HDemucs
     from demucs.htdemucs import HTDemucs
@@ -167,6 +168,7 @@ def export_to_repo(
         torch.save(model_package(model, training_args, half), tmp)
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
         target = repo / f"{signature}-{digest}.th"
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a repository is meant to be shared
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

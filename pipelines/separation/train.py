@@ -178,8 +178,9 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
             optimizer.step()
             scheduler.step()
             step += 1
-            losses.append(float(loss))
-            window.append(float(loss))
+            value = loss.item()
+            losses.append(value)
+            window.append(value)
             bar.update(1)
             if step % options.log_every == 0:
                 record = {"step": step, "loss": float(np.mean(window)), "lr": scheduler.get_last_lr()[0],

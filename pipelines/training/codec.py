@@ -16,7 +16,7 @@ A run directory holds::
 
 Rerunning the same command resumes from `RUN_DIR/model` (unless `--no-resume`); `--steps` is the total
 step count, so a finished run given a larger `--steps` trains further. `--max-minutes` bounds the wall time
-of the invocation (loading included) and saves before stopping, as does Ctrl-C.
+of the invocation (loading included) and saves before stopping, as do Ctrl-C and SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import argparse
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -143,7 +145,7 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
         hinge_generator_loss,
     )
     from pipelines.training.audio_crops import RandomCropDataset
-    from pipelines.training.schedule import warmup_cosine_scheduler
+    from pipelines.training.schedule import WarmupCosine, warmup_cosine_scheduler
 
     started = time.monotonic()
     deadline = started + options.max_minutes * 60 if options.max_minutes else math.inf
@@ -194,6 +196,11 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
         step = load_training_state(model_dir, model=codec, optimizer=optimizer, scheduler=scheduler)["step"]
         if discriminator is not None and has_training_state(disc_dir):
             load_training_state(disc_dir, model=discriminator, optimizer=disc_optimizer)
+        # The schedule of this command line applies from here on (e.g. a larger --steps stretches the cosine).
+        scheduler.lr_lambdas[0] = WarmupCosine(
+            warmup_steps=options.warmup, total_steps=options.steps, min_ratio=options.min_lr_ratio
+        )
+        scheduler.base_lrs = [options.lr for _ in optimizer.param_groups]
         logger.info("resumed %s at step %d", model_dir, step)
     start_step = step
     rng = np.random.default_rng([options.seed, step])  # a resumed run draws new crops
@@ -231,10 +238,18 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
 
     losses: list[float] = []
     stopped_early = False
+    stop_signal: list[int] = []  # SIGTERM (e.g. a scheduler preempting the job) stops cleanly with a save
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous_handler = signal.signal(signal.SIGTERM, lambda number, frame: stop_signal.append(number))
     last_log = time.monotonic()
     bar = tqdm(total=options.steps, initial=step, desc="train codec", unit="step", disable=not options.progress)
     try:
         while step < options.steps:
+            if stop_signal:
+                stopped_early = True
+                logger.info("SIGTERM received at step %d: saving and stopping", step)
+                break
             if time.monotonic() >= deadline:
                 stopped_early = True
                 logger.info("time budget of %.1f minutes used up at step %d", options.max_minutes, step)
@@ -292,15 +307,17 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
                 bar.set_postfix(loss=f"{scalars['loss/total']:.3f}", mel=f"{scalars['loss/mel']:.3f}")
             if step % options.save_every == 0 and step < options.steps:
                 save()
+        save()
     except KeyboardInterrupt:
         logger.info("interrupted at step %d: saving", step)
         save()
         raise
     finally:
         bar.close()
-    save()
-    writer.close()
-    history.close()
+        writer.close()
+        history.close()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
     logger.info("codec saved to %s (step %d)", model_dir, step)
     return CodecTrainResult(
         step=step, start_step=start_step, model_dir=model_dir, losses=losses, stopped_early=stopped_early
@@ -335,7 +352,8 @@ def _run(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     result = train_codec(options)
-    print(f"codec: step {result.step} -> {result.model_dir}")
+    status = "stopped early (rerun the command to resume)" if result.stopped_early else "done"
+    print(f"codec: {status} at step {result.step}/{options.steps} -> {result.model_dir}")
     return 0
 
 
@@ -346,6 +364,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "codec",
         help="train the neural audio codec (acoustic tokens) from scratch",
         description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--data", required=True, help="audio folder, corpus folder or manifest .jsonl")
     parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")

@@ -11,10 +11,10 @@ from fastapi import Request
 
 from service import metrics
 from service.api.uploads import reject
-from service.auth import OPEN_OWNER, Principal, digest
+from service.auth import OPEN_OWNER, Principal, digest, owner_of
 from service.config import Settings
 from service.keys import Keys
-from service.scripts import CANCEL, ENQUEUE, TOKEN_BUCKET
+from service.scripts import AUTHORIZE, CANCEL, ENQUEUE
 from service.storage import Storage
 
 
@@ -30,7 +30,7 @@ class Context:
     def __post_init__(self) -> None:
         self.enqueue_script = self.redis.register_script(ENQUEUE)
         self.cancel_script = self.redis.register_script(CANCEL)
-        self.bucket_script = self.redis.register_script(TOKEN_BUCKET)
+        self.authorize_script = self.redis.register_script(AUTHORIZE)
 
 
 def context(request: Request) -> Context:
@@ -49,28 +49,33 @@ async def principal(request: Request) -> Principal:
     """Authenticate (unless open mode) and charge the caller's token bucket: 401, or 429 + Retry-After."""
     ctx = context(request)
     if ctx.settings.auth == "open":
-        who = Principal(OPEN_OWNER, "open")
+        owner, key_name = OPEN_OWNER, ctx.keys.ratelimit(OPEN_OWNER)
     else:
         api_key = _api_key(request)
         if not api_key:
             raise reject(401, "an API key is required (Authorization: Bearer <key>)")
-        info = await ctx.redis.hgetall(ctx.keys.apikey(digest(api_key)))
-        if not info:
-            raise reject(401, "unknown or revoked API key")
-        who = Principal(info["owner"], info.get("name", ""))
-    allowed, retry_after = await ctx.bucket_script(
-        keys=[ctx.keys.ratelimit(who.owner)],
-        args=[ctx.settings.rate_limit_per_s, ctx.settings.rate_limit_burst, 1],
+        key_digest = digest(api_key)
+        owner, key_name = owner_of(key_digest), ctx.keys.apikey(key_digest)
+    allowed, retry_after, name = await ctx.authorize_script(
+        keys=[key_name, ctx.keys.ratelimit(owner)],
+        args=[ctx.settings.rate_limit_per_s, ctx.settings.rate_limit_burst, 1, int(ctx.settings.auth == "keys")],
     )
-    if not int(allowed):
+    if int(allowed) == -1:
+        raise reject(401, "unknown or revoked API key")
+    if int(allowed) == 0:
         metrics.SUBMISSIONS_REJECTED.labels("rate_limit").inc()
         raise reject(429, "rate limit exceeded", retry_after=max(1, math.ceil(float(retry_after))))
+    who = Principal(owner, name)
     request.state.principal = who
     return who
 
 
 async def queued_jobs(ctx: Context) -> tuple[int, int]:
-    """(queued jobs, highest seq delivered to a worker); queue position of a job = its seq - delivered."""
+    """(queued jobs, highest seq delivered to a worker); queue position of a job = its seq - delivered.
+
+    O(1) and exact up to one detail: a job cancelled while queued still counts until a worker reaches its
+    entry and skips it, because it still occupies a place in the stream.
+    """
     enqueued, delivered = await ctx.redis.mget(ctx.keys.seq_enqueued, ctx.keys.seq_delivered)
     delivered_n = int(delivered or 0)
     return int(enqueued or 0) - delivered_n, delivered_n

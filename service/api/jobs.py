@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from service import metrics
-from service.api.deps import Context, context, enqueue, precheck_capacity, principal, queued_jobs
+from service.api.deps import Context, context, enqueue, precheck_capacity, principal
 from service.api.schemas import JobResponse, job_response
 from service.api.uploads import VocalInfo, check_vocal, receive_multipart, reject
 from service.auth import Principal
@@ -86,13 +86,20 @@ async def admit(
     return job_ids
 
 
-async def load_job(ctx: Context, who: Principal, job_id: str) -> JobRecord:
+async def load_job(ctx: Context, who: Principal, job_id: str) -> tuple[JobRecord, int]:
+    """The job (404 unless it exists and belongs to `who`) and the highest seq delivered to a worker.
+
+    Both in one round trip: status polling is the hottest path of the API.
+    """
     if not is_job_id(job_id):
         raise reject(404, "no such job")
-    data = await ctx.redis.hgetall(ctx.keys.job(job_id))
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.hgetall(ctx.keys.job(job_id))
+    pipe.get(ctx.keys.seq_delivered)
+    data, delivered = await pipe.execute()
     if not data or data.get("owner") != who.owner or "status" not in data:
         raise reject(404, "no such job")
-    return JobRecord.from_hash(data)
+    return JobRecord.from_hash(data), int(delivered or 0)
 
 
 @router.post(
@@ -126,15 +133,13 @@ async def submit_job(request: Request, response: Response) -> JobResponse:
 
 @router.get("/{job_id}", response_model=JobResponse, summary="Job status")
 async def get_job(job_id: str, request: Request) -> JobResponse:
-    ctx = context(request)
-    job = await load_job(ctx, request.state.principal, job_id)
-    delivered = (await queued_jobs(ctx))[1] if job.status == JobStatus.queued else None
+    job, delivered = await load_job(context(request), request.state.principal, job_id)
     return job_response(job, delivered)
 
 
 async def _download(request: Request, job_id: str, kind: str, take: int) -> FileResponse:
     ctx = context(request)
-    job = await load_job(ctx, request.state.principal, job_id)
+    job, _ = await load_job(ctx, request.state.principal, job_id)
     if job.status != JobStatus.succeeded:
         raise reject(409, f"the job is {job.status.value}; results exist only once it has succeeded")
     if take >= job.options.takes:

@@ -94,3 +94,15 @@ def test_jobs_and_queue_survive_a_redis_restart(tmp_path, client_factory, worker
         client.close()
     finally:
         server.kill()
+
+
+def test_a_busy_worker_keeps_its_job(api, api_key, settings, workers, engine, rclient, keys, tmp_path):
+    """A job running longer than claim_min_idle_ms is not taken over while its worker's heartbeat lives."""
+    slow = TinyEngine(TinyConfig(dim=16, layers=1, slow_down_s=0.02))  # 100 steps: ~2 s > 0.8 s min idle
+    job = submit(api, api_key, vocal_bytes(tmp_path, seconds=2.0)).json()
+    busy = workers.start(settings, slow, name="busy")
+    wait_status(api, job["id"], api_key, {"running"})
+    workers.start(settings, engine, name="idle")  # polls XAUTOCLAIM the whole time
+    done = wait_status(api, job["id"], api_key, {"succeeded", "failed"}, timeout=30)
+    assert done["status"] == "succeeded" and done["attempts"] == 1
+    assert rclient.hget(keys.job(job["id"]), "worker") == busy.name

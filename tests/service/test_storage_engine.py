@@ -69,7 +69,7 @@ def test_settings_reject_a_heartbeat_slower_than_the_takeover():
 def test_engine_loader(tmp_path):
     with pytest.raises(EngineConfigError, match="no engine configured"):
         load_engine("")
-    with pytest.raises(EngineConfigError, match="package.module:factory"):
+    with pytest.raises(EngineConfigError, match=r"package\.module:factory"):
         load_engine("service.testing")
     with pytest.raises(EngineConfigError, match="cannot import"):
         load_engine("service.no_such_module:build")

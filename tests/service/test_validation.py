@@ -37,7 +37,20 @@ def _raw_request(port: int, head: bytes, body_chunks: int = 0) -> bytes:
             for _ in range(body_chunks):
                 s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         # The body is never finished: an answer can only come from a server that checks while receiving.
-        return s.recv(4096)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _content_length(answer):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def _content_length(answer: bytes) -> int:
+    for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
 
 
 def test_size_limit_is_enforced_while_streaming(settings_factory):

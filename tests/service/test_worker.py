@@ -112,3 +112,18 @@ def test_stop_finishes_the_current_batch_and_reads_no_more(api, api_key, setting
     statuses = [api.get(f"/v1/jobs/{i}", headers=api_key).json()["status"] for i in ids]
     assert statuses == ["succeeded", "succeeded", "queued"]  # the batch in hand finished; nothing new was read
     assert len(engine.calls) == 1
+
+
+def test_orphaned_job_directories_are_swept(api, api_key, settings, engine, tmp_path):
+    import os
+    import time
+
+    kept = submit(api, api_key, vocal_bytes(tmp_path)).json()["id"]
+    worker = Worker(settings, engine=engine, name="orphans")
+    orphan = worker.storage.jobs_dir / ("e" * 32)
+    orphan.mkdir()
+    (orphan / "input").write_bytes(b"left behind by a crashed API process")
+    for path in (orphan, worker.storage.jobs_dir / kept):
+        os.utime(path, (time.time() - 7 * 3600,) * 2)
+    assert worker.sweep_orphans() == 1
+    assert not orphan.exists() and (worker.storage.jobs_dir / kept / "input").is_file()

@@ -1,4 +1,4 @@
-"""Shared fixture: a tiny codec whose codebooks were k-means-initialised on tones."""
+"""Shared fixtures: one CPU thread per test, and a tiny codec whose codebooks were initialised on tones."""
 
 from __future__ import annotations
 
@@ -15,3 +15,13 @@ def tiny_codec() -> Codec:
     codec = build_codec(get_preset("tiny"))
     codec.init_codebooks(tone(1.0, codec.sample_rate, batch=2))
     return codec.eval()
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models run fastest on one thread, and oversubscribed OpenMP threads on a shared machine can
+    slow them down tenfold; restore the previous setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -12,10 +12,20 @@ import pytest
 import soundfile as sf
 import torch
 
-from models.checkpoint import load_checkpoint
+from models.checkpoint import has_training_state, load_checkpoint
 from models.codec import load_codec
 from pipelines.training import codec as codec_training
 from pipelines.training.codec import CodecTrainOptions, CodecTrainResult, train_codec
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models run fastest on one thread, and oversubscribed OpenMP threads on a shared machine can
+    slow them down tenfold; restore the previous setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +92,16 @@ def test_time_budget_stops_cleanly_with_a_checkpoint(tone_folder: Path, tmp_path
     result = train_codec(options(tone_folder, tmp_path / "run", max_minutes=1e-9))
     assert result.stopped_early and result.step == 0
     assert load_codec(tmp_path / "run").quantizer.initialized  # k-means init happened and was saved
+
+
+def test_adversarial_training_runs_and_saves_the_discriminator(tone_folder: Path, tmp_path: Path) -> None:
+    result = train_codec(options(tone_folder, tmp_path / "run", steps=3, adversarial=True, log_every=3))
+    assert result.step == 3 and all(np.isfinite(result.losses))
+    history = json.loads((tmp_path / "run" / "history.jsonl").read_text().splitlines()[-1])
+    assert {"loss/adversarial", "loss/feature_matching", "loss/discriminator"} <= set(history)
+    assert has_training_state(tmp_path / "run" / "discriminator")
+    resumed = train_codec(options(tone_folder, tmp_path / "run", steps=4, adversarial=True))
+    assert (resumed.start_step, resumed.step) == (3, 4)
 
 
 def test_cli_registration_maps_arguments_to_options(monkeypatch, tmp_path: Path) -> None:
