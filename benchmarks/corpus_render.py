@@ -22,14 +22,14 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.corpus.composer import compose  # noqa: E402
-from pipelines.corpus.generate import CorpusSettings, build_song, render_song  # noqa: E402
-from pipelines.corpus.render import PartRenderer  # noqa: E402
-from pipelines.corpus.voice import VoiceTimbre, render_vocal  # noqa: E402
+from pipelines.corpus.composer import compose
+from pipelines.corpus.generate import CorpusSettings, build_song, render_song
+from pipelines.corpus.render import PartRenderer
+from pipelines.corpus.voice import VoiceTimbre, render_vocal
 
 
 def _time_stages(seeds: list[int], seconds: float, renderer: PartRenderer) -> dict[str, float]:
@@ -41,7 +41,8 @@ def _time_stages(seeds: list[int], seconds: float, renderer: PartRenderer) -> di
         for part in song.parts:
             renderer.render(part, song.duration)
         t2 = time.perf_counter()
-        render_vocal(song.vocal, song.duration, renderer.sample_rate, seed, VoiceTimbre.random(np.random.default_rng(seed)))
+        timbre = VoiceTimbre.random(np.random.default_rng(seed))
+        render_vocal(song.vocal, song.duration, renderer.sample_rate, seed, timbre)
         t3 = time.perf_counter()
         render_song(song, renderer, np.random.default_rng(seed))
         t4 = time.perf_counter()

@@ -12,7 +12,8 @@ its `train.bin`) into one file per *stream*::
 Streams name an audio source, a tokenizer and a slice of its codebooks: instrumental semantic tokens, the
 instrumental codec's coarse and fine levels, and the vocal conditioning streams (semantic tokens of the
 clean vocal, of the vocal with white noise added — SingSong's augmentation against separation artefacts —
-and the vocal's coarse acoustic tokens for the `SA` featurisation).
+the vocal's coarse acoustic tokens for the `SA` featurisation, and the melodic bottleneck of `models.melody`
+for the `M` featurisation).
 
 Resuming: an item counts as done once its index line is written, and the index line is written after its
 tokens. On start the stream files are truncated to the end of the last indexed item, which discards the
@@ -59,7 +60,7 @@ class StreamSpec:
 
     name: str
     source: Literal["vocals", "instrumental"]
-    tokenizer: Literal["semantic", "codec"]
+    tokenizer: Literal["semantic", "codec", "melody"]
     first_level: int = 0  # codec levels [first_level, last_level) — ignored for semantic tokens
     last_level: int | None = None
     noise_snr_db: float | None = None  # white noise added to the source before tokenizing
@@ -71,6 +72,8 @@ def default_streams(num_coarse_levels: int, vocal_noise_snr_db: float = 20.0) ->
         StreamSpec("vocals.semantic", "vocals", "semantic"),
         StreamSpec("vocals.semantic_noisy", "vocals", "semantic", noise_snr_db=vocal_noise_snr_db),
         StreamSpec("vocals.coarse", "vocals", "codec", 0, num_coarse_levels),
+        StreamSpec("vocals.melody", "vocals", "melody"),
+        StreamSpec("vocals.melody_noisy", "vocals", "melody", noise_snr_db=vocal_noise_snr_db),
         StreamSpec("instrumental.semantic", "instrumental", "semantic"),
         StreamSpec("instrumental.coarse", "instrumental", "codec", 0, num_coarse_levels),
         StreamSpec("instrumental.fine", "instrumental", "codec", num_coarse_levels, None),
@@ -134,6 +137,8 @@ def tokenizer_fingerprint(tokenizer: AudioTokenizer, directory: str | Path | Non
         "num_codebooks": tokenizer.num_codebooks,
         "cardinality": tokenizer.cardinality,
         "weights_sha256": digest,
+        # Weight-free tokenizers (the melody bottleneck) are defined by their settings instead.
+        "settings": tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else None,
     }
 
 
@@ -155,10 +160,18 @@ class TokenCacheWriter:
         codec: AudioTokenizer,
         streams: Sequence[StreamSpec],
         fingerprints: dict[str, Any],
+        melody: AudioTokenizer | None = None,
         device: str = "cpu",
     ) -> None:
         self.directory = Path(directory)
-        self.tokenizers = {"semantic": semantic, "codec": codec}
+        if melody is None and any(spec.tokenizer == "melody" for spec in streams):
+            from models.melody import MelodyTokenizer
+
+            melody = MelodyTokenizer()
+        self.tokenizers: dict[str, AudioTokenizer] = {"semantic": semantic, "codec": codec}
+        if melody is not None:
+            self.tokenizers["melody"] = melody
+            fingerprints = {**fingerprints, "melody": tokenizer_fingerprint(melody, None)}
         self.streams = list(streams)
         self.device = device
         for spec in self.streams:
@@ -176,7 +189,7 @@ class TokenCacheWriter:
     def _stream_shape(self, spec: StreamSpec) -> dict[str, Any]:
         tokenizer = self.tokenizers[spec.tokenizer]
         last = spec.last_level if spec.last_level is not None else tokenizer.num_codebooks
-        codebooks = tokenizer.num_codebooks if spec.tokenizer == "semantic" else last - spec.first_level
+        codebooks = last - spec.first_level if spec.tokenizer == "codec" else tokenizer.num_codebooks
         return {"codebooks": codebooks, "frame_rate": tokenizer.frame_rate, "cardinality": tokenizer.cardinality}
 
     def _check_or_write_info(self) -> None:

@@ -61,6 +61,8 @@ def test_cache_holds_every_stream_with_the_right_shapes(setup, tmp_path):
         assert fine.shape == (codec.num_codebooks - 1, coarse.shape[1])
         assert sem.shape == (1, semantic.num_frames(int(seconds * 16000)))
         assert cache.tokens(i, "vocals.coarse").shape == coarse.shape
+        assert cache.tokens(i, "vocals.melody").shape == sem.shape  # both 25 Hz
+        assert int(cache.tokens(i, "vocals.melody").max()) < cache.cardinality("vocals.melody") == 25
         assert int(sem.max()) < semantic.cardinality and int(coarse.max()) < codec.cardinality
     # The cached instrumental codes are what the codec gives for drums + bass + other.
     item = items[0]
