@@ -31,6 +31,7 @@ COMMAND_MODULES: list[str] = [
     "pipelines.corpus.cli",
     "pipelines.training.semantic",
     "pipelines.tokens.cli",
+    "pipelines.inference.cli",
     "pipelines.batch",
     "service.cli",
 ]

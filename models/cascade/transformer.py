@@ -1,0 +1,237 @@
+"""A lean decoder-only transformer with a static KV cache, written to be read top to bottom.
+
+Every stage of the cascade (`stage.py`) is this network with its own token embeddings and output heads. The
+architecture is the usual modern GPT (nanoGPT / LLaMA lineage):
+
+    x -> [ RMSNorm -> causal self-attention (rotary) -> + ] -> [ RMSNorm -> MLP (GELU) -> + ] x L -> RMSNorm
+
+* **Pre-norm with RMSNorm** (Zhang & Sennrich, 2019): one fused `F.rms_norm` call per norm.
+* **Rotary position embeddings** (Su et al., 2021) on *arbitrary float positions*. The stages pass the
+  *time* of every token (in frames of the finest stream), not its index in the sequence, so a condition
+  frame and the target frame at the same instant sit at the same rotary position whatever the frame rates
+  (25 Hz semantic tokens next to 50 Hz acoustic tokens) and wherever the prefix ends. Attention between
+  them then depends only on their time difference, which is what the alignment needs, and it is the same for
+  any window length (the last, shorter window of a long input included).
+* **SDPA** (`F.scaled_dot_product_attention`) for attention: fused kernels on CUDA, a good one on CPU.
+* **A static KV cache** (`KVCache`): keys/values preallocated once as `[B, H, max_len, Dh]` per layer and
+  written in place. A decoding step costs one forward of one position per row and never reallocates. This is
+  the part that matters on CPU: at the default size (d=256, 4 layers) a step is dominated by per-op overhead,
+  not by FLOPs (see `benchmarks/cascade_rtf.py` for the measured comparison with `transformers`' Llama).
+
+`MultiStreamEmbedding` embeds a multi-codebook frame as the sum of one embedding per codebook (as MusicGen,
+Copet et al. 2023, does for its parallel codebooks); `MultiHead` holds one output projection per codebook
+or level. Shapes: B batch, T/L sequence positions, D model width, H heads, Dh head width, K codebooks,
+V cardinality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Size of the transformer trunk (embeddings and heads belong to the stage)."""
+
+    d_model: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    rope_base: float = 10_000.0
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.num_heads or (self.d_model // self.num_heads) % 2:
+            raise ValueError("d_model must be a multiple of num_heads with an even head width")
+        if self.num_layers < 1 or self.mlp_ratio <= 0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError("need num_layers >= 1, mlp_ratio > 0 and 0 <= dropout < 1")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.num_heads
+
+
+class KVCache:
+    """Preallocated keys and values of every layer: `[B, H, max_len, Dh]` each, filled up to `length`.
+
+    `Transformer.forward(..., cache=cache)` appends the new positions and advances `length`; `reset()`
+    rewinds it for the next window without freeing memory.
+    """
+
+    def __init__(
+        self,
+        config: TransformerConfig,
+        batch_size: int,
+        max_len: int,
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        shape = (batch_size, config.num_heads, max_len, config.head_dim)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
+        self.max_len = max_len
+        self.length = 0
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+class Rotary(nn.Module):
+    """cos/sin tables `[L, Dh/2]` for float positions `[L]` (RoFormer, Su et al. 2021)."""
+
+    def __init__(self, head_dim: int, base: float) -> None:
+        super().__init__()
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+        self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
+
+    def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        angles = positions.float()[:, None] * self.inv_freq[None, :]
+        return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate the two halves of the head dimension of `x [B, H, L, Dh]` by the angles in `cos/sin [L, Dh/2]`."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with one fused QKV projection."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = config.num_heads, config.head_dim
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.dropout = config.dropout
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None, layer: int) -> Tensor:
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # [B, H, L, Dh]
+        dropout = self.dropout if self.training else 0.0
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        else:
+            start, end = cache.length, cache.length + length
+            if end > cache.max_len:
+                raise ValueError(f"KV cache of {cache.max_len} positions is full (needs {end})")
+            cache.keys[layer][:, :, start:end] = k
+            cache.values[layer][:, :, start:end] = v
+            keys, values = cache.keys[layer][:, :, :end], cache.values[layer][:, :, :end]
+            if length == 1:  # the decoding step: one query sees everything cached so far
+                y = F.scaled_dot_product_attention(q, keys, values)
+            elif start == 0:
+                y = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
+            else:  # a chunk appended after cached positions: query i sees keys up to start + i
+                allowed = torch.ones(length, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
+                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+        return self.proj(y.transpose(1, 2).reshape(batch, length, width))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        hidden = int(config.mlp_ratio * config.d_model)
+        self.up = nn.Linear(config.d_model, hidden, bias=False)
+        self.down = nn.Linear(hidden, config.d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(F.gelu(self.up(x), approximate="tanh"))
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, width: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+class Block(nn.Module):
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.attn_norm, self.attn = RMSNorm(config.d_model), Attention(config)
+        self.mlp_norm, self.mlp = RMSNorm(config.d_model), MLP(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None, layer: int) -> Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin, cache, layer))
+        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+
+
+class Transformer(nn.Module):
+    """The trunk: input embeddings `[B, L, D]` + positions `[L]` -> normalised hidden states `[B, L, D]`."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.rotary = Rotary(config.head_dim, config.rope_base)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.norm = RMSNorm(config.d_model)
+        self.apply(_init_weights)
+        for block in self.blocks:  # GPT-2: scale the residual projections by depth
+            for linear in (block.attn.proj, block.mlp.down):
+                nn.init.normal_(linear.weight, std=0.02 / (2 * config.num_layers) ** 0.5)
+
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        weight = self.blocks[0].attn.qkv.weight
+        return KVCache(self.config, batch_size, max_len, device=weight.device, dtype=weight.dtype)
+
+    def forward(self, x: Tensor, positions: Tensor, cache: KVCache | None = None) -> Tensor:
+        """`x [B, L, D]` at float `positions [L]`; with `cache`, the L positions follow the cached ones."""
+        cos, sin = self.rotary(positions)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cos, sin, cache, layer)
+        if cache is not None:
+            cache.length += x.shape[1]
+        return self.norm(x)
+
+
+class MultiStreamEmbedding(nn.Module):
+    """Embeds `tokens [B, K, T]` (K codebooks) as the sum of K per-codebook embeddings -> `[B, T, D]`.
+
+    Each codebook has `cardinality + extra` rows: the extra ids (`cardinality`, `cardinality + 1`, ...) are
+    special tokens such as a null condition or the delay pattern's "empty" code. One table with per-codebook
+    offsets makes the whole lookup a single gather.
+    """
+
+    def __init__(self, num_codebooks: int, cardinality: int, d_model: int, *, extra: int = 0) -> None:
+        super().__init__()
+        self.num_codebooks, self.rows = num_codebooks, cardinality + extra
+        self.table = nn.Embedding(num_codebooks * self.rows, d_model)
+        nn.init.normal_(self.table.weight, std=0.02)
+        self.register_buffer("offsets", torch.arange(num_codebooks) * self.rows, persistent=False)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.table(tokens + self.offsets[:, None]).sum(dim=1)
+
+
+class MultiHead(nn.Module):
+    """One output projection `D -> V` per codebook / level, stored as a single `[K, V, D]` weight."""
+
+    def __init__(self, num_heads: int, cardinality: int, d_model: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_heads, cardinality, d_model) * 0.02)
+
+    def forward(self, hidden: Tensor, head: int | None = None) -> Tensor:
+        """`hidden [B, T, D]` -> `[B, T, V]` for one `head`, or `[B, K, T, V]` for all of them."""
+        if head is not None:
+            return F.linear(hidden, self.weight[head])
+        return torch.einsum("btd,kvd->bktv", hidden, self.weight)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,190 @@
+"""`Accompanist`: vocals in, accompaniment and mixed song out, through the token cascade.
+
+    accompanist = Accompanist.from_pretrained("models/checkpoints/default")
+    takes = accompanist.accompany(load_audio("vocals.wav"), GenerationOptions(seed=1))
+
+Steps for a batch (SingSong, Donahue et al. 2023, Fig. 1):
+
+1. **Featurise** each vocal: downmix, resample to the tokenizers' rates, add white noise at the model's
+   `vocal_noise_snr_db` (SingSong's fix for the gap between separated training vocals and clean real
+   vocals; on by default, as in training), and tokenize into the condition streams the cascade was trained
+   on (`S` semantic, `SA` semantic + coarse acoustic, `M` melodic bottleneck). Vocals of different lengths
+   are zero-padded to the longest (silence is in-distribution: rests) and the outputs cropped back.
+2. **Generate** instrumental codec codes with the cascade — one batched call per distinct sampling setting,
+   with every take as a batch row and its own seed.
+3. **Decode** with the codec, resample to the vocal's sample rate, match its channels and exact length.
+4. **Mix**: loudness balance + look-ahead limiter (`pipelines.inference.mixing`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.loading import load_tokenizer
+from models.melody import MelodyTokenizer
+from models.tokenizer import AudioTokenizer
+from pipelines.audio import Audio, resample, to_channels
+from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take
+from pipelines.inference.mixing import MixSettings, mix
+from pipelines.inference.model_dir import ModelDirectoryError, check_compatibility, read_manifest
+
+
+def default_model_dir() -> Path:
+    """The model shipped with the repository (`models/checkpoints/default`)."""
+    import models
+
+    return Path(models.__file__).resolve().parent / "checkpoints" / "default"
+
+
+class Accompanist(AccompanimentEngine):
+    """The accompaniment engine backed by a trained cascade (see the module docstring)."""
+
+    def __init__(
+        self,
+        cascade: object,
+        codec: AudioTokenizer,
+        semantic: AudioTokenizer | None,
+        *,
+        vocal_noise_snr_db: float | None = 20.0,
+        mix_settings: MixSettings | None = None,
+        device: str = "cpu",
+    ) -> None:
+        if not codec.can_decode:
+            raise ModelDirectoryError("the model's codec cannot decode tokens to audio")
+        self.cascade = cascade
+        self.codec = codec
+        self.semantic = semantic
+        self.melody = MelodyTokenizer()
+        self.vocal_noise_snr_db = vocal_noise_snr_db
+        self.mix_settings = mix_settings or MixSettings()
+        self.device = device
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path | None = None, *, device: str = "cpu") -> Accompanist:
+        from models.cascade import Cascade
+
+        directory = Path(directory) if directory is not None else default_model_dir()
+        manifest = read_manifest(directory)
+        codec = load_tokenizer(directory / manifest.codec, device=device)
+        semantic = load_tokenizer(directory / manifest.semantic, device=device) if manifest.semantic else None
+        cascade = Cascade.from_pretrained(directory / manifest.cascade, device=device)
+        if cascade.featurization != manifest.featurization:
+            raise ModelDirectoryError(
+                f"{directory}: manifest says featurization {manifest.featurization!r}, "
+                f"cascade was trained with {cascade.featurization!r}"
+            )
+        check_compatibility(
+            directory,
+            cascade.stream_specs(),
+            {"codec": codec, "semantic": semantic, "melody": MelodyTokenizer()},
+            cascade.num_coarse_levels,
+        )
+        return cls(cascade, codec, semantic, vocal_noise_snr_db=manifest.vocal_noise_snr_db, device=device)
+
+    # ------------------------------------------------------------------------------------------ features
+    def _tokenizer_for(self, stream: str) -> AudioTokenizer:
+        kind = stream.partition(".")[2].removesuffix("_noisy")
+        tokenizer = {"semantic": self.semantic, "melody": self.melody, "coarse": self.codec}.get(kind)
+        if tokenizer is None:
+            raise ModelDirectoryError(f"no tokenizer for condition stream {stream!r}")
+        return tokenizer
+
+    def featurize(self, vocals: Sequence[Audio], seeds: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Condition tokens `{stream: [B, K, F]}` for the cascade (noise added as the model was trained)."""
+        streams = list(self.cascade.condition_streams)
+        conditions: dict[str, torch.Tensor] = {}
+        by_rate: dict[int, torch.Tensor] = {}
+        for stream in streams:
+            tokenizer = self._tokenizer_for(stream)
+            rate = tokenizer.sample_rate
+            if rate not in by_rate:
+                waves = [resample(v.samples.mean(axis=0), v.sample_rate, rate) for v in vocals]
+                length = max(w.shape[-1] for w in waves)
+                batch = np.zeros((len(waves), 1, length), np.float32)
+                for i, (wave, seed) in enumerate(zip(waves, seeds, strict=True)):
+                    batch[i, 0, : wave.shape[-1]] = wave
+                    if self.vocal_noise_snr_db is not None:
+                        rms = float(np.sqrt(np.mean(wave**2))) + 1e-8
+                        noise = np.random.default_rng(zlib.crc32(f"noise-{seed}".encode())).standard_normal(length)
+                        batch[i, 0] += (noise * rms * 10 ** (-self.vocal_noise_snr_db / 20)).astype(np.float32)
+                by_rate[rate] = torch.from_numpy(batch).to(self.device)
+            with torch.inference_mode():
+                codes = tokenizer.encode(by_rate[rate])
+            if stream.endswith(".coarse"):
+                codes = codes[:, : self.cascade.num_coarse_levels]
+            conditions[stream] = codes
+        return conditions
+
+    # ---------------------------------------------------------------------------------------- generation
+    def accompany_batch(
+        self,
+        vocals: Sequence[Audio],
+        options: Sequence[GenerationOptions],
+        progress: ProgressCallback | None = None,
+    ) -> list[list[Take]]:
+        from models.cascade import SamplingConfig
+
+        if len(vocals) != len(options):
+            raise ValueError(f"{len(vocals)} vocals but {len(options)} option sets")
+        for option in options:
+            option.validate()
+        base_seeds = [o.seed if o.seed is not None else secrets.randbelow(2**31) for o in options]
+        # One row per take; rows with the same sampling settings share one batched generate call.
+        rows = [(i, t, base_seeds[i] + t) for i, o in enumerate(options) for t in range(o.takes)]
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for r, (i, _, _) in enumerate(rows):
+            o = options[i]
+            groups[(o.temperature, o.top_k, o.top_p, o.guidance_scale)].append(r)
+        results: list[list[Take]] = [[] for _ in vocals]
+        done_rows = 0
+        for (temperature, top_k, top_p, guidance), members in groups.items():
+            row_vocals = [vocals[rows[r][0]] for r in members]
+            row_seeds = [rows[r][2] for r in members]
+            conditions = self.featurize(row_vocals, row_seeds)
+            longest = max(v.duration for v in row_vocals)
+            num_frames = self.codec.num_frames(round(longest * self.codec.sample_rate))
+
+            def group_progress(fraction: float, offset: int = done_rows, size: int = len(members)) -> None:
+                if progress is not None:
+                    progress(min(1.0, (offset + fraction * size) / len(rows)))
+
+            codes = self.cascade.generate(
+                conditions,
+                num_acoustic_frames=num_frames,
+                sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance),
+                seeds=row_seeds,
+                progress=group_progress,
+            )
+            with torch.inference_mode():
+                audio = self.codec.decode(codes.to(self.device)).float().cpu().numpy()  # [R, C_codec, T]
+            for row_index, r in enumerate(members):
+                i, take, seed = rows[r]
+                results[i].append(self._finish(vocals[i], audio[row_index], take, seed))
+            done_rows += len(members)
+        for takes in results:
+            takes.sort(key=lambda take: take.take)
+        if progress is not None:
+            progress(1.0)
+        return results
+
+    def _finish(self, vocal: Audio, generated: np.ndarray, take: int, seed: int) -> Take:
+        """Codec output `[C, T]` -> accompaniment and mix at the vocal's rate, channels and length."""
+        audio = resample(generated, self.codec.sample_rate, vocal.sample_rate)
+        length = vocal.num_frames
+        if audio.shape[-1] < length:
+            audio = np.pad(audio, ((0, 0), (0, length - audio.shape[-1])))
+        audio = to_channels(audio[:, :length], vocal.channels).astype(np.float32)
+        mixed, stem = mix(vocal.samples, audio, vocal.sample_rate, self.mix_settings)
+        return Take(accompaniment=stem, mix=mixed, sample_rate=vocal.sample_rate, seed=seed, take=take)
+
+
+def load_engine(model_dir: str | Path | None = None, device: str = "cpu") -> Accompanist:
+    """Factory for the service worker (`SINGSONG_ENGINE=pipelines.inference.accompanist:load_engine`)."""
+    return Accompanist.from_pretrained(model_dir, device=device)

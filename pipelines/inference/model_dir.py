@@ -1,0 +1,123 @@
+"""A singsong model directory: codec + semantic tokenizer + cascade stages + one JSON manifest.
+
+    MODEL/
+        singsong.json   {"format": "singsong-model", "version": 1, "featurization": "M",
+                         "vocal_noise_snr_db": 20.0, "codec": "codec", "semantic": "semantic",
+                         "cascade": "cascade", "notes": "..."}
+        codec/          our codec checkpoint, or a transformers EnCodec directory
+        semantic/       semantic tokenizer (k-means); optional when nothing needs it at inference
+        cascade/        the token transformers (see models.cascade)
+
+Loading checks that the parts agree — the cascade was trained on tokens of exactly these tokenizers (frame
+rates, vocabulary sizes, number of codebooks) — and fails with a message naming the part and the mismatch,
+instead of generating garbage or crashing deep inside a forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.tokenizer import AudioTokenizer
+from pipelines.errors import SingsongError
+
+MANIFEST = "singsong.json"
+FORMAT = "singsong-model"
+VERSION = 1
+
+
+class ModelDirectoryError(SingsongError):
+    """A model directory is missing parts, or its parts do not fit together."""
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    featurization: str
+    vocal_noise_snr_db: float | None
+    codec: str = "codec"
+    semantic: str | None = "semantic"
+    cascade: str = "cascade"
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, **self.__dict__}
+
+
+def read_manifest(directory: str | Path) -> ModelManifest:
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ModelDirectoryError(f"{directory}: model directory does not exist")
+    if not path.is_file():
+        raise ModelDirectoryError(f"{directory}: not a singsong model ({MANIFEST} is missing)")
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ModelDirectoryError(f"{path}: corrupt manifest ({error})") from error
+    if document.get("format") != FORMAT:
+        raise ModelDirectoryError(f"{path}: not a singsong model manifest (format={document.get('format')!r})")
+    if not isinstance(document.get("version"), int) or document["version"] > VERSION:
+        raise ModelDirectoryError(f"{path}: manifest version {document.get('version')!r} is newer than supported")
+    fields = {k: document[k] for k in ModelManifest.__dataclass_fields__ if k in document}
+    if "featurization" not in fields:
+        raise ModelDirectoryError(f"{path}: manifest lacks 'featurization'")
+    manifest = ModelManifest(**fields)
+    for part in (manifest.codec, manifest.cascade, manifest.semantic):
+        if part is not None and not (directory / part).is_dir():
+            raise ModelDirectoryError(f"{directory}: part '{part}/' named in {MANIFEST} is missing")
+    return manifest
+
+
+def write_manifest(directory: str | Path, manifest: ModelManifest) -> Path:
+    path = Path(directory) / MANIFEST
+    path.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
+    return path
+
+
+def _expect(problems: list[str], what: str, trained: Any, actual: Any) -> None:
+    if isinstance(trained, float) or isinstance(actual, float):
+        if abs(float(trained) - float(actual)) > 1e-6:
+            problems.append(f"{what}: cascade trained with {trained}, tokenizer has {actual}")
+    elif trained != actual:
+        problems.append(f"{what}: cascade trained with {trained}, tokenizer has {actual}")
+
+
+def check_compatibility(
+    directory: Path, stream_specs: dict[str, dict[str, Any]], tokenizers: dict[str, AudioTokenizer | None],
+    num_coarse_levels: int,
+) -> None:
+    """Raise ModelDirectoryError unless every stream the cascade uses matches its tokenizer.
+
+    `tokenizers` maps "codec", "semantic", "melody" to loaded tokenizers (None when absent).
+    """
+    problems: list[str] = []
+    acoustic_codebooks = 0
+    for name, spec in stream_specs.items():
+        source, _, kind = name.partition(".")
+        kind = kind.removesuffix("_noisy")
+        tokenizer_name = {"semantic": "semantic", "melody": "melody", "coarse": "codec", "fine": "codec"}.get(kind)
+        if tokenizer_name is None:
+            problems.append(f"stream {name}: unknown stream kind")
+            continue
+        tokenizer = tokenizers.get(tokenizer_name)
+        if tokenizer is None:
+            problems.append(f"stream {name} needs a {tokenizer_name} tokenizer, but the model has none")
+            continue
+        _expect(problems, f"{name} frame rate", spec["frame_rate"], tokenizer.frame_rate)
+        _expect(problems, f"{name} vocabulary size", spec["cardinality"], tokenizer.cardinality)
+        if kind == "semantic" or kind == "melody":
+            _expect(problems, f"{name} codebooks", spec["codebooks"], tokenizer.num_codebooks)
+        if source == "instrumental" and kind in ("coarse", "fine"):
+            acoustic_codebooks += spec["codebooks"]
+        if name == "instrumental.coarse":
+            _expect(problems, "coarse levels", spec["codebooks"], num_coarse_levels)
+    codec = tokenizers.get("codec")
+    if codec is not None and acoustic_codebooks and acoustic_codebooks != codec.num_codebooks:
+        problems.append(
+            f"instrumental coarse+fine codebooks: cascade generates {acoustic_codebooks}, codec has "
+            f"{codec.num_codebooks}"
+        )
+    if problems:
+        raise ModelDirectoryError(f"{directory}: parts do not fit together: " + "; ".join(problems))
