@@ -5,7 +5,8 @@ Both models get the same 10 s of mono 24 kHz audio in the same process, on the s
 architecture) with random weights, which does not change its speed, so nothing is downloaded. It runs at
 6 kbps, i.e. 8 codebooks at 75 Hz, the same number of RVQ levels as our default codec (8 at 50 Hz, 4 kbps).
 
-Each model is warmed up once, then timed `--repeats` times; the median is reported. RTF = processing
+Each model is warmed up once, then the two are timed in turns `--repeats` times and the medians reported
+(taking turns keeps a shared machine's changing load from favouring one of them). RTF = processing
 seconds / audio seconds (below 1 is faster than real time).
 
     .venv/bin/python benchmarks/codec_rtf.py [--threads 2] [--seconds 10] [--repeats 5] [--preset small]
@@ -25,14 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (allocations, oneDNN kernel selection)
-    times = []
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Warm each function up once, then time them in turns (so load changes hit both alike); medians."""
+    for fn in fns:
+        fn()  # warm-up (allocations, oneDNN kernel selection)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, bucket in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return [statistics.median(bucket) for bucket in times]
 
 
 def main() -> None:
@@ -72,8 +76,7 @@ def main() -> None:
     with torch.inference_mode():
         encoded = encodec.encode(wav, bandwidth=6.0)
     codes = codec.encode(wav)
-    ours_s = median_seconds(ours, args.repeats)
-    theirs_s = median_seconds(theirs, args.repeats)
+    ours_s, theirs_s = interleaved_medians([ours, theirs], args.repeats)
     ours_rtf, theirs_rtf = ours_s / args.seconds, theirs_s / args.seconds
 
     print(f"audio: {args.seconds:g} s mono @ {sample_rate} Hz, torch {torch.__version__}, {args.threads} threads")

@@ -29,7 +29,9 @@ GROUPS: dict[str, str] = {
 #: Modules exposing `register(groups: dict[str, argparse._SubParsersAction]) -> None`.
 COMMAND_MODULES: list[str] = [
     "pipelines.corpus.cli",
+    "pipelines.training.codec",
     "pipelines.training.semantic",
+    "pipelines.evaluation.codec",
     "pipelines.tokens.cli",
     "pipelines.inference.cli",
     "pipelines.batch",

@@ -179,10 +179,18 @@ def plot_spectrograms(
     panels = [("input", wav), *reconstructions.items()]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), sharex=True, squeeze=False)
     seconds = min(wav.shape[-1], limit) / sample_rate
-    for axis, (name, signal) in zip(axes[:, 0], panels, strict=True):
-        with torch.no_grad():
-            mel = spectral.log_mel(spectral.magnitude(signal[:1, :1, :limit], n_fft), n_fft)[0].cpu().numpy()
-        image = axis.imshow(mel, origin="lower", aspect="auto", extent=(0, seconds, 0, mel.shape[0]), cmap="magma")
+    with torch.no_grad():
+        mels = [
+            spectral.log_mel(spectral.magnitude(signal[:1, :1, :limit], n_fft), n_fft)[0].cpu().numpy()
+            for _, signal in panels
+        ]
+    # one colour scale for all panels (the input's range), so levels can be compared by eye
+    vmin, vmax = float(mels[0].min()), float(mels[0].max())
+    for axis, (name, _), mel in zip(axes[:, 0], panels, mels, strict=True):
+        image = axis.imshow(
+            mel, origin="lower", aspect="auto", extent=(0, seconds, 0, mel.shape[0]), cmap="magma",
+            vmin=vmin, vmax=vmax,
+        )
         title = name
         if name in report:
             summary = report[name]

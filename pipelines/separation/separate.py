@@ -245,9 +245,13 @@ class _Writer:
         while len(self.pending) > self.max_pending:
             yield self._pop()
 
-    def drain(self) -> Iterator[tuple[SeparatedTrack, BaseException | None]]:
+    def flush(self) -> Iterator[tuple[SeparatedTrack, BaseException | None]]:
+        """Wait for every write in flight."""
         while self.pending:
             yield self._pop()
+
+    def drain(self) -> Iterator[tuple[SeparatedTrack, BaseException | None]]:
+        yield from self.flush()
         self.pool.shutdown()
 
     def _pop(self) -> tuple[SeparatedTrack, BaseException | None]:
@@ -277,18 +281,8 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
 
         queue = RedisTrackQueue(options.queue, name=options.queue_name, claim_timeout_s=options.claim_timeout)
         if options.enqueue:
-            if options.input is None:
-                raise SingsongError("--enqueue needs --input")
-            jobs = list_tracks(options.input, shard=Shard.parse(options.shard), split=options.split)
-            result = queue.enqueue(jobs, requeue=options.requeue)
-            summary.total = len(jobs)
-            summary.skipped = result.duplicates
-            logger.info("enqueued %d tracks (%d were already queued) on %s", result.added, result.duplicates,
-                        options.queue)  # fmt: skip
-            summary.wall_seconds = time.perf_counter() - started
-            return summary
+            return _enqueue(options, queue, summary, started)
         bar = tqdm(desc="tracks", unit="track", disable=not options.progress)
-        source: Iterator[TrackJob | None] = _queue_jobs(queue, out, fingerprint, summary, options, bar)
     else:
         if options.input is None:
             raise SingsongError("--input is required (or --queue URL to consume a queue)")
@@ -298,8 +292,7 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
         summary.skipped = len(jobs) - len(todo)
         bar = tqdm(total=len(jobs), initial=summary.skipped, desc="tracks", unit="track",
                    disable=not options.progress)  # fmt: skip
-        source = iter(todo)
-        if not todo:
+        if not todo:  # nothing to do: do not even load the model
             bar.close()
             write_manifest(out)
             summary.wall_seconds = time.perf_counter() - started
@@ -307,11 +300,8 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
 
     engine = build_engine(options)
     summary.model_loaded = True
-    held: dict[str, Any] = {}  # queue claims in flight, by track key
-    if queue is not None:
-        engine.on_batch = _heartbeat(queue, held, options.claim_timeout)
-        source = _track_claims(source, held)
     writer = _Writer(out, fingerprint, options.format)
+    held: dict[str, Any] = {}  # queue claims in flight, by track key
 
     def settle(result: SeparatedTrack, error: BaseException | None) -> None:
         claim = held.pop(result.job.key, None)
@@ -329,6 +319,18 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
                 queue.ack(claim)
         bar.update(1)
 
+    def settle_writes() -> None:
+        for done, error in writer.flush():
+            settle(done, error)
+
+    source: Iterator[TrackJob | None]
+    if queue is not None:
+        engine.on_batch = _heartbeat(queue, held, options.claim_timeout)
+        # While the queue is empty, finish (and acknowledge) the writes in flight: `drained` counts them.
+        claims = _queue_jobs(queue, out, fingerprint, summary, options, bar, on_idle=settle_writes)
+        source = _track_claims(claims, held)
+    else:
+        source = iter(todo)
     for result in engine.separate(source):
         if result.error is not None:
             settle(result, None)
@@ -347,16 +349,32 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
     return summary
 
 
+def _enqueue(options: SeparateOptions, queue: Any, summary: SeparationSummary, started: float) -> SeparationSummary:
+    """Producer: list the input (this shard/split) once and enqueue what was not enqueued before."""
+    from pipelines.separation.tracks import Shard, list_tracks
+
+    if options.input is None:
+        raise SingsongError("--enqueue needs --input")
+    jobs = list_tracks(options.input, shard=Shard.parse(options.shard), split=options.split)
+    result = queue.enqueue(jobs, requeue=options.requeue)
+    summary.total, summary.skipped = len(jobs), result.duplicates
+    logger.info("enqueued %d tracks (%d were already queued) on %s", result.added, result.duplicates,
+                options.queue)  # fmt: skip
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
 def _queue_jobs(queue: Any, out: Path, fingerprint: dict[str, Any], summary: SeparationSummary,
-                options: SeparateOptions, bar: tqdm) -> Iterator[Any]:  # fmt: skip
+                options: SeparateOptions, bar: tqdm, on_idle: Any) -> Iterator[Any]:  # fmt: skip
     """Claims from the queue as engine jobs (tagged with their claim); None when momentarily empty.
 
     Ends after `idle_exit` seconds without work once the queue is drained (0: never ends).
     """
     idle_since: float | None = None
     while True:
-        claims = queue.claim(1, block_ms=1000)
+        claims = queue.claim(1, block_ms=1000 if idle_since else 0)
         if not claims:
+            on_idle()
             now = time.monotonic()
             idle_since = idle_since or now
             if options.idle_exit > 0 and now - idle_since >= options.idle_exit and queue.drained():

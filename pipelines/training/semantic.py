@@ -119,7 +119,10 @@ def train_semantic_tokenizer(config: SemanticTrainingConfig) -> SemanticTraining
     if not 0.0 <= config.holdout_fraction < 1.0:
         raise SingsongError(f"--holdout-fraction must be in [0, 1), got {config.holdout_fraction}")
     settings = _extractor_settings(config)
-    files = list_audio_files(config.data, stem=config.stem, split=config.split)
+    # Several stems ("vocals,other") fit one codebook to all of them: the vocal and the accompaniment are
+    # tokenized with the same tokenizer, as in AudioLM/SingSong.
+    stems = [s.strip() for s in config.stem.split(",") if s.strip()] if config.stem else [None]
+    files = sorted({f for stem in stems for f in list_audio_files(config.data, stem=stem, split=config.split)})
     rng = np.random.default_rng(config.seed)
     files = [files[i] for i in rng.permutation(len(files))]
     if config.max_files is not None:
@@ -254,7 +257,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         description="Fit the semantic tokenizer (standardised features + k-means) on a corpus of vocals.",
     )
     parser.add_argument("--data", required=True, help="audio folder, corpus folder or manifest.jsonl")
-    parser.add_argument("--stem", default="vocals", help="stem to use from a corpus ('' for any file)")
+    parser.add_argument(
+        "--stem", default="vocals", help="stem(s) to use from a corpus, comma-separated ('' for any file)"
+    )
     parser.add_argument("--split", default=None, help="manifest split (train/valid/test) or folder name")
     parser.add_argument("--out", required=True, help="output checkpoint directory")
     parser.add_argument("--k", type=int, default=1024, help="number of clusters (default 1024)")

@@ -37,7 +37,7 @@ class FakeSeparator(torch.nn.Module):
         return self.gains[None, :, None, None] * mix[:, None]
 
 
-def fake_info(model: FakeSeparator):  # noqa: ANN201
+def fake_info(model: FakeSeparator):
     from pipelines.separation.repo import ModelInfo
 
     return ModelInfo(name="fake", repo=None, sources=tuple(model.sources), sample_rate=model.samplerate,

@@ -11,7 +11,7 @@ from pipelines.separation.engine import BatchedSeparator, TrackJob
 from tests.pipelines.separation.conftest import TINY_RATE, FakeSeparator, build_tiny, fake_info, write_corrupt
 
 
-def _tracks(tmp_path, lengths):  # noqa: ANN001, ANN202
+def _tracks(tmp_path, lengths):
     rng = np.random.default_rng(1)
     jobs, signals = [], {}
     for i, length in enumerate(lengths):
@@ -128,7 +128,7 @@ def test_none_in_the_job_stream_flushes_a_partial_batch(tmp_path) -> None:
     jobs, _ = _tracks(tmp_path, [4000])
     seen = []
 
-    def stream():  # noqa: ANN202
+    def stream():
         yield jobs[0]
         yield None  # "queue momentarily empty": the waiting segment must run now
         seen.append(len(model.calls))

@@ -67,7 +67,7 @@ def test_queue_consumers_separate_the_corpus_once(tmp_path: Path, mixtures: Path
     write_corrupt(mixtures / "broken.flac")
     out = tmp_path / "sep"
 
-    def options(**extra) -> SeparateOptions:  # noqa: ANN003
+    def options(**extra) -> SeparateOptions:
         return SeparateOptions(input=mixtures, out=out, model=name, repo=repo, shifts=0, progress=False,
                                queue=redis_url, queue_name=redis_queue_name, idle_exit=0.5, **extra)  # fmt: skip
 

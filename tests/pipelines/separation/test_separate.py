@@ -15,7 +15,7 @@ from pipelines.separation.separate import MARKER, SeparateOptions, run_separatio
 from tests.pipelines.separation.conftest import TINY_RATE, write_corrupt
 
 
-def _options(source: Path, out: Path, repo: tuple[Path, str], **overrides) -> SeparateOptions:  # noqa: ANN003
+def _options(source: Path, out: Path, repo: tuple[Path, str], **overrides) -> SeparateOptions:
     path, name = repo
     return SeparateOptions(input=source, out=out, model=name, repo=path, device="cpu", shifts=0, batch_size=4,
                            progress=False, **overrides)  # fmt: skip
