@@ -116,9 +116,7 @@ class Sampler:
 
     def uniforms(self, count: int) -> Tensor:
         """`[B, count]` uniforms in [0, 1), row b from generator b."""
-        return torch.stack(
-            [torch.rand(count, generator=g, device=self.device) for g in self.generators], dim=0
-        )
+        return torch.stack([torch.rand(count, generator=g, device=self.device) for g in self.generators], dim=0)
 
     def sample(self, logits: Tensor) -> Tensor:
         if logits.shape[0] != self.batch_size:

@@ -1,0 +1,50 @@
+"""The token transformer cascade: vocal tokens -> instrumental semantic -> coarse -> fine codec codes.
+
+SingSong (Donahue et al., 2023) adapted AudioLM (Borsos et al., 2022) to accompaniment; this package holds
+the stage models and their sampling. Public API::
+
+    from models.cascade import Cascade, SamplingConfig, build_cascade
+    cascade = Cascade.from_pretrained("models/accompanist", device="cpu")
+    codes = cascade.generate({"vocals.semantic": tokens},          # [B, 1, F_25Hz]
+                             num_acoustic_frames=500, sampling=SamplingConfig(top_k=250, guidance_scale=3.0),
+                             seeds=[0, 1])                          # -> [B, K, 500] codec codes
+
+Files: `transformer.py` (decoder + static KV cache), `patterns.py` (flattening, delay pattern, alignment),
+`sampling.py` (filters, guidance, per-row generators), `stage.py` (one stage: layout, loss, windowed
+generation), `cascade.py` (the stages of one model directory).
+"""
+
+from models.cascade.cascade import Cascade, CascadeError, build_cascade, featurization_of, resolve_stage_dir
+from models.cascade.sampling import Sampler, SamplingConfig
+from models.cascade.stage import (
+    CHECKPOINT_KIND,
+    DEFAULT_WINDOWS,
+    FEATURIZATIONS,
+    STAGES,
+    StageConfig,
+    StageLM,
+    StreamInfo,
+    build_stage_config,
+)
+from models.cascade.transformer import KVCache, Transformer, TransformerConfig
+
+__all__ = [
+    "CHECKPOINT_KIND",
+    "DEFAULT_WINDOWS",
+    "FEATURIZATIONS",
+    "STAGES",
+    "Cascade",
+    "CascadeError",
+    "KVCache",
+    "Sampler",
+    "SamplingConfig",
+    "StageConfig",
+    "StageLM",
+    "StreamInfo",
+    "Transformer",
+    "TransformerConfig",
+    "build_cascade",
+    "build_stage_config",
+    "featurization_of",
+    "resolve_stage_dir",
+]

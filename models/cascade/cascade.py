@@ -1,0 +1,295 @@
+"""`Cascade`: the trained stages of one accompaniment model, loaded from one directory, generating codec codes.
+
+SingSong (Donahue et al., 2023) turns a vocal into an instrumental with AudioLM's stages (Borsos et al.,
+2022). Two acoustic back-ends are supported after the semantic stage:
+
+    cascade:  vocal -> [semantic] -> instrumental semantic -> [coarse] -> coarse codes -> [fine] -> fine codes
+    delay:    vocal -> [semantic] -> instrumental semantic -> [delay]  -> all codec levels (MusicGen pattern)
+
+A model directory::
+
+    MODEL/
+        cascade.json        featurisation, condition streams, which stages, stream specs, training notes
+        semantic/           stage checkpoints (`models.checkpoint`, kind "cascade_stage")
+        coarse/ fine/       ... the AudioLM back-end, and/or
+        delay/              ... the single-stage delay-pattern back-end
+
+If both back-ends are present the delay one is used unless `acoustic="cascade"` is asked for (it is the
+fast one: one step per frame instead of one per code; see `benchmarks/cascade_rtf.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from models.cascade.sampling import Sampler, SamplingConfig
+from models.cascade.stage import CHECKPOINT_KIND, FEATURIZATIONS, StageLM, StreamInfo
+from models.checkpoint import CONFIG_FILE, read_checkpoint_config
+from pipelines.errors import SingsongError
+
+CASCADE_FILE = "cascade.json"
+CASCADE_FORMAT_VERSION = 1
+ProgressCallback = Callable[[float], None]
+#: Sub-stream of every take's seed per stage, so stages draw independent random numbers.
+_STAGE_STREAMS = {"semantic": 0, "coarse": 1, "fine": 2, "delay": 3}
+
+
+class CascadeError(SingsongError):
+    """A cascade directory or a generation request is inconsistent."""
+
+
+def featurization_of(condition_streams: Sequence[str]) -> str:
+    for name, streams in FEATURIZATIONS.items():
+        if tuple(condition_streams) == streams:
+            return name
+    return "custom"
+
+
+class _Progress:
+    """Turns per-step counts into fractions, calling `callback` at most every 1% (and at the end)."""
+
+    def __init__(self, total: int, callback: ProgressCallback | None) -> None:
+        self.total, self.callback, self.done, self.reported = max(total, 1), callback, 0, -1.0
+
+    def __call__(self, steps: int) -> None:
+        self.done += steps
+        fraction = min(self.done / self.total, 1.0)
+        if self.callback is not None and fraction - self.reported >= 0.01:
+            self.reported = fraction
+            self.callback(fraction)
+
+    def finish(self) -> None:
+        if self.callback is not None and self.reported < 1.0:
+            self.callback(1.0)
+
+
+class Cascade:
+    """The stages of one trained model (see the module docstring)."""
+
+    def __init__(self, stages: Mapping[str, StageLM], *, acoustic: str | None = None) -> None:
+        self.stages = dict(stages)
+        if "semantic" not in self.stages:
+            raise CascadeError("a cascade needs a semantic stage")
+        has_cascade = "coarse" in self.stages and "fine" in self.stages
+        if acoustic is None:
+            acoustic = "delay" if "delay" in self.stages else "cascade"
+        if (acoustic == "delay" and "delay" not in self.stages) or (acoustic == "cascade" and not has_cascade):
+            raise CascadeError(f"no {acoustic!r} back-end: stages are {sorted(self.stages)}")
+        self.acoustic = acoustic
+        semantic = self.stages["semantic"].config
+        self.condition_streams: list[str] = [s.name for s in semantic.conditions]
+        self.featurization: str = featurization_of(self.condition_streams)
+        self._check_consistency()
+        specs = self._specs()
+        self.semantic_frame_rate: float = specs["instrumental.semantic"].frame_rate
+        self.acoustic_frame_rate: float = specs["instrumental.coarse"].frame_rate
+        self.num_coarse_levels: int = specs["instrumental.coarse"].codebooks
+        self.num_acoustic_levels: int = self.num_coarse_levels + specs["instrumental.fine"].codebooks
+
+    def _specs(self) -> dict[str, StreamInfo]:
+        specs: dict[str, StreamInfo] = {}
+        for stage in self.stages.values():
+            for info in stage.config.streams:
+                specs.setdefault(info.name, info)
+        return specs
+
+    def _check_consistency(self) -> None:
+        specs = self._specs()
+        for name, stage in self.stages.items():
+            for info in stage.config.streams:
+                if specs[info.name] != info:
+                    raise CascadeError(f"stage {name} was trained with {info}, another stage with {specs[info.name]}")
+            if name != "fine" and list(stage.config.guided) != self.condition_streams:
+                raise CascadeError(
+                    f"stage {name} is conditioned on {list(stage.config.guided)}, "
+                    f"the semantic stage on {self.condition_streams}"
+                )
+        missing = {"instrumental.coarse", "instrumental.fine"} - set(specs)
+        if missing:
+            raise CascadeError(f"the stages do not define streams {sorted(missing)}")
+
+    # ---- properties ---------------------------------------------------------------------------------
+
+    def stream_specs(self) -> dict[str, dict[str, Any]]:
+        """Every stream the stages were trained with: name -> {"codebooks", "cardinality", "frame_rate"}."""
+        return {
+            name: {"codebooks": info.codebooks, "cardinality": info.cardinality, "frame_rate": info.frame_rate}
+            for name, info in sorted(self._specs().items())
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.stages["semantic"].heads.weight.device
+
+    def to(self, device: str | torch.device) -> Cascade:
+        for stage in self.stages.values():
+            stage.to(device)
+        return self
+
+    def num_parameters(self) -> dict[str, int]:
+        return {name: stage.num_parameters() for name, stage in self.stages.items()}
+
+    # ---- persistence --------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device = "cpu", *, acoustic: str | None = None
+    ) -> Cascade:
+        directory = Path(directory)
+        info_path = directory / CASCADE_FILE
+        if not info_path.is_file():
+            raise CascadeError(f"{directory}: not a cascade model directory ({CASCADE_FILE} is missing)")
+        try:
+            info = json.loads(info_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CascadeError(f"{info_path}: corrupt ({error})") from error
+        if int(info.get("format_version", 0)) > CASCADE_FORMAT_VERSION:
+            raise CascadeError(f"{info_path}: format version {info.get('format_version')} is newer than supported")
+        stages = {name: StageLM.from_pretrained(directory / name, device=device) for name in info["stages"]}
+        return cls(stages, acoustic=acoustic or info.get("acoustic"))
+
+    def save_pretrained(self, directory: str | Path, *, notes: Mapping[str, Any] | None = None) -> Path:
+        """Write every stage and `cascade.json` (atomically per stage; `cascade.json` last)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, stage in self.stages.items():
+            stage.save_pretrained(directory / name)
+        info = {
+            "format_version": CASCADE_FORMAT_VERSION,
+            "featurization": self.featurization,
+            "condition_streams": self.condition_streams,
+            "stages": sorted(self.stages),
+            "acoustic": self.acoustic,
+            "streams": self.stream_specs(),
+            "notes": dict(notes or {}),
+        }
+        tmp = directory / f".{CASCADE_FILE}.tmp"
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(directory / CASCADE_FILE)
+        return directory
+
+    # ---- generation ---------------------------------------------------------------------------------
+
+    def _check_conditions(self, conditions: Mapping[str, Tensor], batch_size: int) -> dict[str, Tensor]:
+        specs = self._specs()
+        checked = {}
+        for name in self.condition_streams:
+            if name not in conditions:
+                raise CascadeError(f"missing condition stream {name!r} (needs {self.condition_streams})")
+            tokens = conditions[name]
+            info = specs[name]
+            if tokens.dim() != 3 or tokens.shape[0] != batch_size or tokens.shape[1] != info.codebooks:
+                raise CascadeError(
+                    f"condition {name}: expected [{batch_size}, {info.codebooks}, F], got {list(tokens.shape)}"
+                )
+            if tokens.shape[2] == 0:
+                raise CascadeError(f"condition {name} is empty")
+            if int(tokens.min()) < 0 or int(tokens.max()) >= info.cardinality:
+                raise CascadeError(f"condition {name}: tokens must lie in [0, {info.cardinality})")
+            checked[name] = tokens.long().to(self.device)
+        return checked
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        conditions: Mapping[str, Tensor],
+        num_acoustic_frames: int,
+        sampling: SamplingConfig,
+        seeds: Sequence[int],
+        progress: ProgressCallback | None = None,
+    ) -> Tensor:
+        """Vocal condition streams `[B, K_s, F_s]` (each at its own rate) -> codec codes `[B, K, F]`
+        (coarse levels first), `F = num_acoustic_frames`. Row b is sampled from `seeds[b]` alone, so takes
+        are N rows with the same condition and different seeds."""
+        if num_acoustic_frames < 1:
+            raise CascadeError("num_acoustic_frames must be at least 1")
+        sampling.validate()
+        batch_size = len(seeds)
+        if batch_size < 1:
+            raise CascadeError("need at least one seed (one per batch row)")
+        vocal = self._check_conditions(conditions, batch_size)
+        device = self.device
+        semantic_frames = math.ceil(num_acoustic_frames * self.semantic_frame_rate / self.acoustic_frame_rate)
+        back_end = ["delay"] if self.acoustic == "delay" else ["coarse", "fine"]
+        frames = {
+            "semantic": semantic_frames,
+            "coarse": num_acoustic_frames,
+            "fine": num_acoustic_frames,
+            "delay": num_acoustic_frames,
+        }
+        tracker = _Progress(sum(self.stages[n].generation_steps(frames[n]) for n in ["semantic", *back_end]), progress)
+
+        def sampler(stage: str) -> Sampler:
+            return Sampler(sampling, seeds, stream=_STAGE_STREAMS[stage], device=device)
+
+        scale = sampling.guidance_scale
+        semantic = self.stages["semantic"].generate(vocal, semantic_frames, sampler("semantic"), scale, tracker)
+        acoustic_conditions = {**vocal, "instrumental.semantic": semantic}
+        if self.acoustic == "delay":
+            codes = self.stages["delay"].generate(
+                acoustic_conditions, num_acoustic_frames, sampler("delay"), scale, tracker
+            )
+        else:
+            coarse = self.stages["coarse"].generate(
+                acoustic_conditions, num_acoustic_frames, sampler("coarse"), scale, tracker
+            )
+            fine = self.stages["fine"].generate(
+                {"instrumental.coarse": coarse}, num_acoustic_frames, sampler("fine"), 1.0, tracker
+            )
+            codes = torch.cat([coarse, fine], dim=1)
+        tracker.finish()
+        return codes
+
+
+def resolve_stage_dir(path: str | Path) -> Path:
+    """A stage checkpoint directory, given it or a training run directory (`RUN/model`)."""
+    path = Path(path)
+    for candidate in (path, path / "model"):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise CascadeError(f"{path}: neither a stage checkpoint nor a run directory with model/{CONFIG_FILE}")
+
+
+def build_cascade(
+    out: str | Path,
+    *,
+    semantic: str | Path,
+    coarse: str | Path | None = None,
+    fine: str | Path | None = None,
+    delay: str | Path | None = None,
+    featurization: str | None = None,
+) -> Cascade:
+    """Assemble trained stages (run directories or stage checkpoints) into the model directory `out`.
+
+    Needs `semantic` and `coarse` + `fine` and/or `delay`. `featurization`, when given, must be the one the
+    stages were trained with (a guard against mixing runs).
+    """
+    paths = {"semantic": semantic, "coarse": coarse, "fine": fine, "delay": delay}
+    stages: dict[str, StageLM] = {}
+    for name, path in paths.items():
+        if path is None:
+            continue
+        directory = resolve_stage_dir(path)
+        checkpoint_stage = read_checkpoint_config(directory, kind=CHECKPOINT_KIND)["config"]["stage"]
+        if checkpoint_stage != name:
+            raise CascadeError(f"{path}: is a {checkpoint_stage!r} stage, given as {name!r}")
+        stages[name] = StageLM.from_pretrained(directory)
+    if (coarse is None) != (fine is None):
+        raise CascadeError("the AudioLM back-end needs both a coarse and a fine stage")
+    cascade = Cascade(stages)
+    if featurization is not None and featurization != cascade.featurization:
+        raise CascadeError(
+            f"stages are conditioned on {cascade.condition_streams} ({cascade.featurization}), "
+            f"not featurisation {featurization}"
+        )
+    # What training did to the vocal condition, per stage: the inference featuriser should match it.
+    noise = {name: stage.training_notes.get("condition_noise", {}) for name, stage in stages.items()}
+    cascade.save_pretrained(out, notes={"condition_noise": noise})
+    return cascade
