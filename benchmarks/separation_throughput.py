@@ -60,9 +60,9 @@ def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]
 
 
 def build_default_model(repo: Path) -> str:
-    from pipelines.separation.repo import build_model, export_to_repo
-
     import torch
+
+    from pipelines.separation.repo import build_model, export_to_repo
 
     torch.manual_seed(0)
     model = build_model("hdemucs", channels=8, depth=5, sample_rate=44100, segment=10.0)
@@ -134,9 +134,9 @@ def main() -> None:
 
     # Agreement of the two systems' vocals (last repeat).
     agreement = []
-    for job, link in zip(tracks, files, strict=True):
+    for link in files:
         theirs = out_d / name / link.stem / "vocals.wav"
-        ours = out_s / job.key / "vocals.flac"
+        ours = out_s / link.stem / "vocals.flac"
         if theirs.is_file() and ours.is_file():
             a, b = load_audio(theirs).samples, load_audio(ours).samples
             n = min(a.shape[-1], b.shape[-1])

@@ -255,45 +255,51 @@ class StageLM(nn.Module):
 
     # ---- training ----------------------------------------------------------------------------------
 
-    def forward(self, batch: Mapping[str, Tensor], cond_dropout: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
-        """Teacher-forced cross-entropy of one batch of aligned windows -> (loss, namespaced scalars)."""
+    def teacher_forced_logits(
+        self, batch: Mapping[str, Tensor], null_rows: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Logits `[B, Q, F, V]` of every target code given all earlier ones, and the targets `[B, Q, F]`.
+
+        `null_rows [B]` (bool) marks rows whose guided conditions are replaced by nulls.
+        """
         target = self.target_codes(batch)  # [B, Q, F]
-        batch_size, levels, frames = target.shape
-        null_rows = None
-        if cond_dropout > 0 and self.config.guided:
-            null_rows = torch.rand(batch_size, device=target.device) < cond_dropout
+        levels, frames = target.shape[1:]
         prefix, prefix_positions = self._prefix(batch, null_rows)
-        cardinality = self.config.cardinality
         if self.config.pattern == "flat":
             flat = flatten_frames(target)  # [B, F * Q]
             level_of = torch.arange(flat.shape[1], device=flat.device) % levels
             bos = torch.full_like(level_of[:1], -1)
             inputs = self._embed_flat(torch.cat([flat[:, :1], flat[:, :-1]], dim=1), torch.cat([bos, level_of[:-1]]))
         else:
-            delayed = build_delay_pattern(target, empty=cardinality)  # [B, Q, F + Q - 1]
-            bos = torch.full_like(delayed[:, :, :1], cardinality + 1)
+            delayed = build_delay_pattern(target, empty=self.config.cardinality)  # [B, Q, F + Q - 1]
+            bos = torch.full_like(delayed[:, :, :1], self.config.cardinality + 1)
             inputs = self._embed_frames(torch.cat([bos, delayed[:, :, :-1]], dim=2))
         positions = torch.cat([prefix_positions, self._target_positions(inputs.shape[1], target.device)])
         hidden = self.transformer(torch.cat([prefix, inputs], dim=1), positions)[:, prefix.shape[1] :]
-        losses, correct = [], []
-        if self.config.pattern == "flat":
-            for level in range(levels):
-                logits = self.heads(hidden[:, level::levels], level).float()  # [B, F, V]
-                losses.append(F.cross_entropy(logits.transpose(1, 2), target[:, level]))
-                correct.append((logits.argmax(-1) == target[:, level]).float().mean())
-        else:
-            logits = self.heads(hidden).float()  # [B, Q, F + Q - 1, V]
-            valid = delay_valid_mask(levels, frames, target.device)
-            for level in range(levels):
-                level_logits = logits[:, level][:, valid[level]]  # [B, F, V]
-                level_target = delayed[:, level][:, valid[level]]
-                losses.append(F.cross_entropy(level_logits.transpose(1, 2), level_target))
-                correct.append((level_logits.argmax(-1) == level_target).float().mean())
-        loss = torch.stack(losses).mean()
-        scalars = {"loss/ce": loss.detach(), "metrics/accuracy": torch.stack(correct).mean()}
-        for level, (level_loss, level_correct) in enumerate(zip(losses, correct, strict=True)):
-            scalars[f"loss/level_{level}"] = level_loss.detach()
-            scalars[f"metrics/accuracy_level_{level}"] = level_correct
+        if self.config.pattern == "flat":  # position j predicts flat code j, of level j % Q
+            logits = torch.stack([self.heads(hidden[:, level::levels], level) for level in range(levels)], dim=1)
+        else:  # slot (k, s) of the pattern holds frame s - k of level k
+            slots = self.heads(hidden)  # [B, Q, F + Q - 1, V]
+            logits = torch.stack([slots[:, level, level : level + frames] for level in range(levels)], dim=1)
+        return logits.float(), target
+
+    def forward(self, batch: Mapping[str, Tensor], cond_dropout: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
+        """Teacher-forced cross-entropy of one batch of aligned windows -> (loss, namespaced scalars).
+
+        Every level weighs the same; `cond_dropout` is the probability of training a row unconditionally.
+        """
+        null_rows = None
+        if cond_dropout > 0 and self.config.guided:
+            batch_size = next(iter(batch.values())).shape[0]
+            null_rows = torch.rand(batch_size, device=self.segments.device) < cond_dropout
+        logits, target = self.teacher_forced_logits(batch, null_rows)
+        losses = F.cross_entropy(logits.permute(0, 3, 1, 2), target, reduction="none").mean(dim=(0, 2))  # [Q]
+        correct = (logits.argmax(-1) == target).float().mean(dim=(0, 2))
+        loss = losses.mean()
+        scalars = {"loss/ce": loss.detach(), "metrics/accuracy": correct.mean()}
+        for level in range(losses.shape[0]):
+            scalars[f"loss/level_{level}"] = losses[level].detach()
+            scalars[f"metrics/accuracy_level_{level}"] = correct[level]
         return loss, scalars
 
     # ---- generation --------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class TransformerConfig:
     d_model: int = 256
     num_layers: int = 4
     num_heads: int = 4
+    num_kv_heads: int | None = None  # grouped-query attention; None: one key/value head per query head
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     rope_base: float = 10_000.0
@@ -47,12 +48,18 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads or (self.d_model // self.num_heads) % 2:
             raise ValueError("d_model must be a multiple of num_heads with an even head width")
+        if self.num_heads % self.kv_heads:
+            raise ValueError("num_heads must be a multiple of num_kv_heads")
         if self.num_layers < 1 or self.mlp_ratio <= 0 or not 0.0 <= self.dropout < 1.0:
             raise ValueError("need num_layers >= 1, mlp_ratio > 0 and 0 <= dropout < 1")
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.num_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_heads if self.num_kv_heads is None else self.num_kv_heads
 
 
 class KVCache:
@@ -71,7 +78,7 @@ class KVCache:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        shape = (batch_size, config.num_heads, max_len, config.head_dim)
+        shape = (batch_size, config.kv_heads, max_len, config.head_dim)
         self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
         self.max_len = max_len
@@ -82,7 +89,7 @@ class KVCache:
 
 
 class Rotary(nn.Module):
-    """cos/sin tables `[L, Dh/2]` for float positions `[L]` (RoFormer, Su et al. 2021)."""
+    """cos/sin tables `[L, 1, Dh/2]` for float positions `[L]` (RoFormer, Su et al. 2021)."""
 
     def __init__(self, head_dim: int, base: float) -> None:
         super().__init__()
@@ -90,15 +97,16 @@ class Rotary(nn.Module):
         self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
 
     def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        angles = positions.float()[:, None] * self.inv_freq[None, :]
+        angles = (positions.float()[:, None] * self.inv_freq[None, :])[:, None, :]
         return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate the two halves of the head dimension of `x [B, H, L, Dh]` by the angles in `cos/sin [L, Dh/2]`."""
+    """Rotate the two halves of the last dimension of `x [B, L, heads, Dh]` by the angles of each position."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    if cos.dtype != x.dtype:  # bf16 activations under autocast
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
@@ -107,18 +115,22 @@ class Attention(nn.Module):
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        self.num_heads, self.head_dim = config.num_heads, config.head_dim
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.num_heads, self.kv_heads, self.head_dim = config.num_heads, config.kv_heads, config.head_dim
+        self.qkv = nn.Linear(config.d_model, (config.num_heads + 2 * config.kv_heads) * config.head_dim, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
         self.dropout = config.dropout
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None, layer: int) -> Tensor:
         batch, length, width = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # [B, H, L, Dh]
+        heads, kv_heads = self.num_heads, self.kv_heads
+        qkv = self.qkv(x).view(batch, length, heads + 2 * kv_heads, self.head_dim)
+        qk = apply_rotary(qkv[:, :, : heads + kv_heads], cos, sin).transpose(1, 2)  # one rotation for q and k
+        q, k = qk[:, :heads], qk[:, heads:]  # [B, H, L, Dh], [B, Hkv, L, Dh]
+        v = qkv[:, :, heads + kv_heads :].transpose(1, 2)
+        gqa = kv_heads != heads
         dropout = self.dropout if self.training else 0.0
         if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout, enable_gqa=gqa)
         else:
             start, end = cache.length, cache.length + length
             if end > cache.max_len:
@@ -127,12 +139,12 @@ class Attention(nn.Module):
             cache.values[layer][:, :, start:end] = v
             keys, values = cache.keys[layer][:, :, :end], cache.values[layer][:, :, :end]
             if length == 1:  # the decoding step: one query sees everything cached so far
-                y = F.scaled_dot_product_attention(q, keys, values)
+                y = F.scaled_dot_product_attention(q, keys, values, enable_gqa=gqa)
             elif start == 0:
-                y = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
+                y = F.scaled_dot_product_attention(q, keys, values, is_causal=True, enable_gqa=gqa)
             else:  # a chunk appended after cached positions: query i sees keys up to start + i
                 allowed = torch.ones(length, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
-                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed, enable_gqa=gqa)
         return self.proj(y.transpose(1, 2).reshape(batch, length, width))
 
 
@@ -162,11 +174,17 @@ class Block(nn.Module):
         super().__init__()
         self.attn_norm, self.attn = RMSNorm(config.d_model), Attention(config)
         self.mlp_norm, self.mlp = RMSNorm(config.d_model), MLP(config)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None, layer: int) -> Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin, cache, layer))
-        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+        update = self.attn(self.attn_norm(x), cos, sin, cache, layer)
+        if self.training and self.dropout:
+            update = F.dropout(update, self.dropout)
+        x = x + update
+        update = self.mlp(self.mlp_norm(x))
+        if self.training and self.dropout:
+            update = F.dropout(update, self.dropout)
+        return x + update
 
 
 class Transformer(nn.Module):
@@ -227,7 +245,9 @@ class MultiHead(nn.Module):
         """`hidden [B, T, D]` -> `[B, T, V]` for one `head`, or `[B, K, T, V]` for all of them."""
         if head is not None:
             return F.linear(hidden, self.weight[head])
-        return torch.einsum("btd,kvd->bktv", hidden, self.weight)
+        heads, cardinality, width = self.weight.shape
+        logits = F.linear(hidden, self.weight.view(heads * cardinality, width))  # one GEMM for all heads
+        return logits.view(*hidden.shape[:2], heads, cardinality).transpose(1, 2)
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -13,8 +13,9 @@ Each line::
 Paths are relative to the manifest's folder (as in every manifest of the project). Window audio is written as
 files (16-bit FLAC, loudness-normalised, stereo) rather than as offsets into the source tracks: the token
 cache then reads exactly what the stats describe, needs no knowledge of separation or normalisation, and
-can shard the manifest freely. It costs disk (~1.4 MB per 10 s stereo window at 44.1 kHz) - a fraction of
-what the tokens save later. `start`/`track` still locate the window in its source track.
+can shard the manifest freely. It costs disk (16-bit FLAC, 44.1 kHz stereo: ~0.5 MB for 10 s of vocals,
+~1 MB for the instrumental), paid once; the token cache later reads each window exactly once. `start` and
+`track` still locate the window in its source track.
 """
 
 from __future__ import annotations

@@ -1,0 +1,14 @@
+"""Source separation for the corpus pipeline: mixtures -> aligned (vocals, instrumental) pairs with demucs.
+
+SingSong (Donahue et al., 2023) gets its training pairs by separating a large music corpus with an
+off-the-shelf separator. Modules, one concern each:
+
+* `repo` - demucs model repositories: load by name, build small HDemucs/HTDemucs, export checksummed `.th`;
+* `engine` - batched inference: segments of many tracks share one forward, overlap-added back per track;
+* `tracks` - listing inputs (folders, MUSDB-style folders, manifests), track keys, `--shard i/N`;
+* `separate` - the resumable `pipeline separate` run (outputs, markers, manifest, summary);
+* `queue` - Redis Streams work queue for many consumers (`--queue`);
+* `data`, `train` - training a small separator on a stem corpus (`train separator`);
+* `metrics`, `evaluate` - SDR / SI-SDR per stem on held-out songs (`eval separator`);
+* `cli` - registers the three commands.
+"""

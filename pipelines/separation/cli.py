@@ -48,6 +48,8 @@ def _register_separate(group: argparse._SubParsersAction) -> None:
                         help="queue consumer: exit after this many idle seconds once drained (0: never)")
     parser.add_argument("--claim-timeout", type=float, default=600.0,
                         help="queue: seconds after which another consumer may take over a silent claim")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="retry tracks that were unreadable in an earlier run (default: only if they changed)")
     parser.add_argument("--rebuild-manifest", action="store_true", help="only rebuild OUT/manifest.jsonl")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_separate)
@@ -66,6 +68,7 @@ def _separate(args: argparse.Namespace) -> int:
         format=args.format, shard=args.shard, split=args.split, seed=args.seed, threads=args.threads,
         progress=not args.quiet, queue=args.queue, queue_name=args.queue_name, enqueue=args.enqueue,
         requeue=args.requeue, idle_exit=args.idle_exit, claim_timeout=args.claim_timeout,
+        retry_failed=args.retry_failed,
     )  # fmt: skip
     summary = run_separation(options)
     if options.queue and options.enqueue:

@@ -47,6 +47,7 @@ from pipelines.separation.engine import BatchedSeparator, SeparatedTrack, TrackJ
 logger = logging.getLogger(__name__)
 
 MARKER = "separation.json"
+FAILED_MARKER = "separation.failed.json"  # an unreadable source: not retried until it changes (or --retry-failed)
 STAGE_VERSION = 1
 
 
@@ -69,6 +70,7 @@ class SeparateOptions:
     threads: int | None = None
     prefetch: int = 2
     max_seconds: float = 30 * 60.0
+    retry_failed: bool = False
     progress: bool = True
     # queue mode
     queue: str | None = None
@@ -85,6 +87,7 @@ class SeparationSummary:
     separated: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    failed_before: list[tuple[str, str]] = field(default_factory=list)  # known-bad sources, not retried
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     model_seconds: float = 0.0
@@ -103,6 +106,8 @@ class SeparationSummary:
         )
         if self.separated:
             text += f" ({self.realtime_factor:.1f}x real time, {self.batches} batches)"
+        if self.failed_before:
+            text += f"; {len(self.failed_before)} unreadable in an earlier run, not retried (--retry-failed)"
         for key, reason in self.failed:
             text += f"\n  failed {key}: {reason}"
         return text
@@ -160,6 +165,15 @@ def is_finished(out: Path, job: TrackJob, fingerprint: dict[str, Any]) -> bool:
     )
 
 
+def known_failure(out: Path, job: TrackJob) -> str | None:
+    """The error of an earlier run on this very source file (same size and mtime), else None."""
+    try:
+        document = json.loads((out / job.key / FAILED_MARKER).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return document.get("error") if document.get("source_stat") == _source_signature(job.path) else None
+
+
 def _write_json_atomic(path: Path, document: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -176,6 +190,7 @@ def write_track(out: Path, result: SeparatedTrack, fingerprint: dict[str, Any], 
     files = {"vocals": f"vocals.{fmt}", "instrumental": f"instrumental.{fmt}"}
     for stem, samples in (("vocals", result.vocals), ("instrumental", result.instrumental)):
         save_audio(folder / files[stem], samples, result.sample_rate, subtype="PCM_16")
+    (folder / FAILED_MARKER).unlink(missing_ok=True)
     peak = float(max(abs(result.vocals).max(), abs(result.instrumental).max()))
     _write_json_atomic(folder / MARKER, {
         "id": result.job.key, "split": result.job.split, "source": str(result.job.path),
@@ -288,9 +303,15 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
             raise SingsongError("--input is required (or --queue URL to consume a queue)")
         jobs = list_tracks(options.input, shard=Shard.parse(options.shard), split=options.split)
         summary.total = len(jobs)
-        todo = [job for job in jobs if not is_finished(out, job, fingerprint)]
-        summary.skipped = len(jobs) - len(todo)
-        bar = tqdm(total=len(jobs), initial=summary.skipped, desc="tracks", unit="track",
+        todo = []
+        for job in jobs:
+            if is_finished(out, job, fingerprint):
+                summary.skipped += 1
+            elif not options.retry_failed and (error := known_failure(out, job)) is not None:
+                summary.failed_before.append((job.key, error))
+            else:
+                todo.append(job)
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="tracks", unit="track",
                    disable=not options.progress)  # fmt: skip
         if not todo:  # nothing to do: do not even load the model
             bar.close()
@@ -306,10 +327,17 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
     def settle(result: SeparatedTrack, error: BaseException | None) -> None:
         claim = held.pop(result.job.key, None)
         if result.error is None and error is not None:
+            # Our side failed (disk full, permissions), not the track: leave a queue claim unacknowledged so
+            # that it is retried after `claim_timeout` (up to the queue's delivery limit).
             result.error = f"writing failed: {error}"
+            claim = None
         if result.error is not None:
             logger.error("skipping %s (%s): %s", result.job.key, result.job.path, result.error)
             summary.failed.append((result.job.key, result.error))
+            if error is None:  # the source itself is bad: remember it, so reruns do not retry it
+                _write_json_atomic(out / result.job.key / FAILED_MARKER, {
+                    "error": result.error, "source": str(result.job.path),
+                    "source_stat": _source_signature(result.job.path), "at": time.time()})  # fmt: skip
             if claim is not None and queue is not None:
                 queue.fail(claim, result.error)
         else:
@@ -416,6 +444,6 @@ def summary_dict(summary: SeparationSummary) -> dict[str, Any]:
 
 
 __all__ = [
-    "MARKER", "SeparateOptions", "SeparationSummary", "is_finished", "run_separation", "settings_fingerprint",
-    "write_manifest", "write_track",
+    "FAILED_MARKER", "MARKER", "SeparateOptions", "SeparationSummary", "is_finished", "known_failure",
+    "run_separation", "settings_fingerprint", "write_manifest", "write_track",
 ]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from pipelines.audio import load_audio
 from pipelines.datasets import read_manifest
-from pipelines.separation.separate import MARKER, SeparateOptions, run_separation
+from pipelines.separation.separate import FAILED_MARKER, MARKER, SeparateOptions, run_separation
 from tests.pipelines.separation.conftest import TINY_RATE, write_corrupt
 
 
@@ -69,6 +70,18 @@ def test_a_corrupt_file_is_logged_and_skipped(tmp_path: Path, mixtures: Path, ti
     assert not (out / "broken" / MARKER).exists()
     assert len(list(read_manifest(out / "manifest.jsonl"))) == 4
     assert "failed broken" in summary.format()
+    # a rerun remembers the unreadable sources: no work, no model
+    again = run_separation(_options(mixtures, out, tiny_repo))
+    assert (again.separated, again.failed, again.model_loaded) == (0, [], False)
+    assert sorted(key for key, _ in again.failed_before) == ["broken", "notes"]
+    assert "2 unreadable in an earlier run" in again.format()
+    # ...until the file changes (repaired) or --retry-failed
+    shutil.copy(mixtures / "track0.flac", mixtures / "broken.flac")
+    repaired = run_separation(_options(mixtures, out, tiny_repo))
+    assert repaired.separated == 1 and [k for k, _ in repaired.failed_before] == ["notes"]
+    assert not (out / "broken" / FAILED_MARKER).exists()
+    retried = run_separation(_options(mixtures, out, tiny_repo, retry_failed=True))
+    assert [k for k, _ in retried.failed] == ["notes"] and retried.separated == 0
 
 
 def test_shards_split_the_work_without_overlap(tmp_path: Path, tiny_corpus: Path, tiny_repo) -> None:

@@ -1,0 +1,187 @@
+"""Real-time factor of the token cascade: AudioLM back-end (semantic + coarse + fine) vs delay pattern
+(semantic + delay), at the default model size with random weights (weights do not change the speed).
+
+Streams: vocal and instrumental semantic tokens, 1 x 1024 codes at 25 Hz; codec 8 levels x 1024 codes at
+50 Hz, 3 of them coarse (the default codec). Each stage is the default trunk of `singsong train cascade`
+(d_model 256, 4 layers, 4 query heads, 2 key/value heads, MLP 1024) with default windows (10 s; fine 3 s),
+featurisation S, top-k 250, guidance off (`--guidance 3` doubles the batch).
+
+RTF = compute seconds / audio seconds. For a batch of B vocals of D seconds two figures are printed:
+`latency` = seconds / D (how long one request waits, relative to its length) and `throughput` =
+seconds / (B * D) (machine time per second of audio produced). Tokens/s counts every sampled code.
+
+`--compare-decoders` also times one decoding step of our decoder (static KV cache + SDPA) against
+`transformers`' `LlamaForCausalLM.generate` (dynamic and static caches) of the same size.
+
+Threads: on a machine whose cores are shared with other jobs, OpenMP's busy-waiting threads can make
+2 threads several times slower than 1; `OMP_WAIT_POLICY=PASSIVE` is set here unless the environment
+sets it (it must be set before torch loads), which makes 2 threads about as fast as 1 under load.
+
+    .venv/bin/python benchmarks/cascade_rtf.py [--threads 2] [--seconds 10 30] [--batch 1 8]
+        [--back-ends delay cascade] [--repeats 1] [--compare-decoders]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from models.cascade import (
+    Cascade,
+    SamplingConfig,
+    StageLM,
+    StreamInfo,
+    TransformerConfig,
+    build_stage_config,
+)
+from models.cascade.sampling import Sampler
+from pipelines.training.cascade import CascadeTrainOptions
+
+STREAMS = {
+    "vocals.semantic": StreamInfo("vocals.semantic", 1, 1024, 25.0),
+    "instrumental.semantic": StreamInfo("instrumental.semantic", 1, 1024, 25.0),
+    "instrumental.coarse": StreamInfo("instrumental.coarse", 3, 1024, 50.0),
+    "instrumental.fine": StreamInfo("instrumental.fine", 5, 1024, 50.0),
+}
+
+
+def default_trunk() -> TransformerConfig:
+    options = CascadeTrainOptions(stage="semantic", cache=Path(), out=Path())
+    return TransformerConfig(options.d_model, options.layers, options.heads, num_kv_heads=options.kv_heads or None)
+
+
+def build(back_end: str, trunk: TransformerConfig) -> Cascade:
+    names = ["semantic", "delay"] if back_end == "delay" else ["semantic", "coarse", "fine"]
+    torch.manual_seed(0)
+    stages = {n: StageLM(build_stage_config(n, STREAMS, ["vocals.semantic"], transformer=trunk)).eval() for n in names}
+    return Cascade(stages, acoustic=back_end)
+
+
+def time_generation(cascade: Cascade, seconds: float, batch: int, sampling: SamplingConfig) -> dict[str, float]:
+    vocal = {"vocals.semantic": torch.randint(0, 1024, (batch, 1, round(seconds * 25)))}
+    frames = round(seconds * 50)
+    per_stage: dict[str, float] = {}
+    for name, stage in cascade.stages.items():  # time each stage through a thin wrapper
+        original = type(stage).generate
+
+        def timed(*args, _stage=stage, _name=name, _original=original, **kwargs):
+            start = time.perf_counter()
+            out = _original(_stage, *args, **kwargs)
+            per_stage[_name] = per_stage.get(_name, 0.0) + time.perf_counter() - start
+            return out
+
+        stage.generate = timed
+    start = time.perf_counter()
+    codes = cascade.generate(vocal, frames, sampling, seeds=list(range(batch)))
+    elapsed = time.perf_counter() - start
+    for stage in cascade.stages.values():
+        del stage.generate
+    steps = sum(
+        s.generation_steps(frames if n != "semantic" else round(seconds * 25))
+        for n, s in cascade.stages.items()
+        if n == "semantic" or n in (["delay"] if cascade.acoustic == "delay" else ["coarse", "fine"])
+    )
+    tokens = batch * (round(seconds * 25) + codes.shape[1] * codes.shape[2])
+    return {"seconds": elapsed, "steps": steps, "tokens": tokens, **{f"stage/{k}": v for k, v in per_stage.items()}}
+
+
+def decoder_step_ms(batch: int, trunk: TransformerConfig, prompt: int = 100, new: int = 300) -> dict[str, float]:
+    """ms per sampled token: our decoder (one 1024-code head, top-k 250) vs HF Llama `generate`."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    results = {}
+    streams = {n: STREAMS[n] for n in ("vocals.semantic", "instrumental.semantic")}
+    ours = StageLM(
+        build_stage_config("semantic", {**STREAMS, **streams}, ["vocals.semantic"], transformer=trunk)
+    ).eval()
+    condition = {"vocals.semantic": torch.randint(0, 1024, (batch, 1, prompt))}
+    empty = torch.zeros(batch, 1, 0, dtype=torch.long)
+    sampling = SamplingConfig(top_k=250)
+    ours.generate_window(condition, empty, 20, Sampler(sampling, range(batch)))  # warm-up
+    start = time.perf_counter()
+    ours.generate_window(condition, empty, new, Sampler(sampling, range(batch)))
+    results["ours (static KV cache + SDPA)"] = (time.perf_counter() - start) / new * 1e3
+    for heads in sorted({trunk.num_heads, trunk.kv_heads}, reverse=True):
+        config = LlamaConfig(
+            vocab_size=1024,
+            hidden_size=trunk.d_model,
+            intermediate_size=int(trunk.mlp_ratio * trunk.d_model),
+            num_hidden_layers=trunk.num_layers,
+            num_attention_heads=trunk.num_heads,
+            num_key_value_heads=heads,
+            max_position_embeddings=4096,
+        )
+        llama = LlamaForCausalLM(config).eval()
+        ids = torch.randint(0, 1024, (batch, prompt))
+        for cache in ("dynamic", "static"):
+            kwargs = {"do_sample": True, "top_k": 250, "max_new_tokens": new, "min_new_tokens": new, "pad_token_id": 0}
+            if cache == "static":
+                kwargs["cache_implementation"] = "static"
+            with torch.inference_mode():
+                llama.generate(ids, **{**kwargs, "max_new_tokens": 20, "min_new_tokens": 20})
+                start = time.perf_counter()
+                llama.generate(ids, **kwargs)
+            results[f"HF Llama generate ({cache} cache, {heads} kv heads)"] = (time.perf_counter() - start) / new * 1e3
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 30.0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--back-ends", nargs="+", default=["delay", "cascade"], choices=["delay", "cascade"])
+    parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (median reported)")
+    parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--compare-decoders", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    trunk = default_trunk()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+        f"load average {load:.1f}"
+    )
+    print(f"trunk per stage: {trunk}")
+    if args.compare_decoders:
+        for batch in args.batch:
+            for name, ms in decoder_step_ms(batch, trunk).items():
+                print(f"decoder step, batch {batch}: {name:45s} {ms:6.2f} ms/step")
+    sampling = SamplingConfig(top_k=250, guidance_scale=args.guidance)
+    header = (
+        f"{'back-end':8s} {'audio':>6s} {'batch':>5s} {'compute':>8s} {'latency RTF':>11s} {'thru RTF':>8s} "
+        f"{'tokens/s':>9s} {'ms/step':>7s}  per stage (s)"
+    )
+    print(header)
+    for back_end in args.back_ends:
+        cascade = build(back_end, trunk)
+        params = ", ".join(f"{n} {c / 1e6:.2f}M" for n, c in cascade.num_parameters().items())
+        print(f"# {back_end}: parameters {params}")
+        cascade.generate({"vocals.semantic": torch.zeros(1, 1, 25, dtype=torch.long)}, 50, sampling, [0])  # warm-up
+        for seconds in args.seconds:
+            for batch in args.batch:
+                runs = [time_generation(cascade, seconds, batch, sampling) for _ in range(args.repeats)]
+                run = min(runs, key=lambda r: r["seconds"]) if args.repeats > 1 else runs[0]
+                elapsed = statistics.median(r["seconds"] for r in runs)
+                stages = " ".join(f"{k.split('/')[1]} {v:.1f}" for k, v in run.items() if k.startswith("stage/"))
+                print(
+                    f"{back_end:8s} {seconds:5.0f}s {batch:5d} {elapsed:7.1f}s {elapsed / seconds:11.3f} "
+                    f"{elapsed / (seconds * batch):8.3f} {run['tokens'] / elapsed:9.0f} "
+                    f"{elapsed / run['steps'] * 1e3:7.2f}  {stages}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Tiny stream specs and stage models shared by the cascade tests (d_model 32, 2 layers, vocabularies <= 16)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.cascade import StageLM, StreamInfo, TransformerConfig, build_stage_config
+
+TINY = TransformerConfig(d_model=32, num_layers=2, num_heads=2)
+#: 25 Hz semantic and 50 Hz acoustic streams, as in the default setup, with tiny vocabularies.
+STREAMS = {
+    "vocals.semantic": StreamInfo("vocals.semantic", 1, 8, 25.0),
+    "vocals.coarse": StreamInfo("vocals.coarse", 2, 16, 50.0),
+    "vocals.melody": StreamInfo("vocals.melody", 2, 12, 25.0),
+    "instrumental.semantic": StreamInfo("instrumental.semantic", 1, 8, 25.0),
+    "instrumental.coarse": StreamInfo("instrumental.coarse", 2, 16, 50.0),
+    "instrumental.fine": StreamInfo("instrumental.fine", 2, 16, 50.0),
+}
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models run fastest on one thread (and far faster on a busy shared machine); restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def make_stage(stage: str, conditions=("vocals.semantic",), window_seconds: float = 0.4, seed: int = 0) -> StageLM:
+    torch.manual_seed(seed)
+    config = build_stage_config(stage, STREAMS, conditions, transformer=TINY, window_seconds=window_seconds)
+    return StageLM(config).eval()
+
+
+def random_batch(stage: StageLM, batch_size: int, seconds: float, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tokens of every stream of `stage`, `seconds` long."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        info.name: torch.randint(
+            0, info.cardinality, (batch_size, info.codebooks, round(seconds * info.frame_rate)), generator=generator
+        )
+        for info in stage.config.streams
+    }

@@ -1,0 +1,80 @@
+import json
+
+import pytest
+import torch
+
+from models.cascade import Cascade, CascadeError, SamplingConfig, build_cascade
+
+from .conftest import make_stage
+
+
+def _cascade(acoustic: str, conditions=("vocals.semantic",)) -> Cascade:
+    names = ["semantic", "coarse", "fine"] if acoustic == "cascade" else ["semantic", "delay"]
+    return Cascade({name: make_stage(name, conditions, seed=i) for i, name in enumerate(names)})
+
+
+def _vocal(batch_size: int, seconds: float, seed: int = 0) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {"vocals.semantic": torch.randint(0, 8, (batch_size, 1, round(seconds * 25)), generator=generator)}
+
+
+@pytest.mark.parametrize("acoustic", ["cascade", "delay"])
+def test_generate_returns_every_codec_level_for_a_batch_of_long_inputs(acoustic):
+    cascade = _cascade(acoustic)
+    assert (cascade.featurization, cascade.condition_streams, cascade.acoustic) == ("S", ["vocals.semantic"], acoustic)
+    assert (cascade.num_acoustic_levels, cascade.num_coarse_levels) == (4, 2)
+    assert (cascade.semantic_frame_rate, cascade.acoustic_frame_rate) == (25.0, 50.0)
+    fractions = []
+    frames = 61  # 1.22 s: three 0.4 s windows and more
+    codes = cascade.generate(
+        _vocal(2, 1.22), frames, SamplingConfig(top_k=8, guidance_scale=2.0), [3, 4], progress=fractions.append
+    )
+    assert codes.shape == (2, 4, frames) and codes.dtype == torch.long
+    assert int(codes.min()) >= 0 and int(codes.max()) < 16
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) > 5
+
+
+def test_stream_specs_describe_every_stream_the_stages_use():
+    specs = _cascade("cascade", ("vocals.semantic", "vocals.coarse")).stream_specs()
+    assert set(specs) == {
+        "vocals.semantic",
+        "vocals.coarse",
+        "instrumental.semantic",
+        "instrumental.coarse",
+        "instrumental.fine",
+    }
+    assert specs["vocals.coarse"] == {"codebooks": 2, "cardinality": 16, "frame_rate": 50.0}
+
+
+def test_save_and_load_round_trip_gives_identical_generation(tmp_path):
+    cascade = _cascade("delay")
+    cascade.save_pretrained(tmp_path / "model")
+    loaded = Cascade.from_pretrained(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "cascade.json").read_text())["stages"] == ["delay", "semantic"]
+    vocal, sampling = _vocal(2, 0.6), SamplingConfig(temperature=0.9, top_p=0.95)
+    assert torch.equal(cascade.generate(vocal, 30, sampling, [1, 2]), loaded.generate(vocal, 30, sampling, [1, 2]))
+
+
+def test_build_cascade_assembles_run_directories(tmp_path):
+    for i, name in enumerate(["semantic", "coarse", "fine", "delay"]):
+        make_stage(name, seed=i).save_pretrained(tmp_path / f"run_{name}" / "model", extra={"step": 7})
+    runs = {name: tmp_path / f"run_{name}" for name in ["semantic", "coarse", "fine", "delay"]}
+    both = build_cascade(tmp_path / "both", **runs, featurization="S")
+    assert both.acoustic == "delay"  # the fast back-end is the default when both are present
+    assert Cascade.from_pretrained(tmp_path / "both", acoustic="cascade").acoustic == "cascade"
+    with pytest.raises(CascadeError, match="featurisation"):
+        build_cascade(tmp_path / "x", semantic=runs["semantic"], delay=runs["delay"], featurization="SA")
+    with pytest.raises(CascadeError, match="is a 'fine' stage"):
+        build_cascade(tmp_path / "x", semantic=runs["semantic"], coarse=runs["fine"], fine=runs["fine"])
+
+
+def test_inconsistent_stages_and_bad_conditions_are_refused():
+    with pytest.raises(CascadeError, match="conditioned on"):
+        Cascade({"semantic": make_stage("semantic"), "delay": make_stage("delay", ("vocals.melody",))})
+    cascade = _cascade("delay")
+    with pytest.raises(CascadeError, match="missing condition"):
+        cascade.generate({"vocals.coarse": torch.zeros(1, 2, 5, dtype=torch.long)}, 10, SamplingConfig(), [0])
+    with pytest.raises(CascadeError, match="expected"):
+        cascade.generate(_vocal(2, 0.4), 10, SamplingConfig(), [0])  # two rows, one seed
+    with pytest.raises(CascadeError, match="lie in"):
+        cascade.generate({"vocals.semantic": torch.full((1, 1, 5), 8)}, 10, SamplingConfig(), [0])

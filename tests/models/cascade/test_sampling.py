@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from models.cascade.sampling import Sampler, SamplingConfig, filter_logits, guide, top_k_filter, top_p_filter
+
+
+def test_top_k_keeps_the_k_largest():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
+    kept = torch.isfinite(top_k_filter(logits, 2))
+    assert kept.tolist() == [[False, True, False, True, False]]
+    assert torch.equal(top_k_filter(logits, 0), logits)
+
+
+def test_top_p_keeps_the_smallest_nucleus_reaching_p():
+    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15]])
+    logits = probs.log()
+    assert torch.isfinite(top_p_filter(logits, 0.7)).tolist() == [[True, False, True, False]]  # 0.5 + 0.3 >= 0.7
+    assert torch.isfinite(top_p_filter(logits, 0.8)).tolist() == [[True, False, True, False]]  # exactly reached
+    assert torch.isfinite(top_p_filter(logits, 0.81)).tolist() == [[True, False, True, True]]
+    assert torch.isfinite(top_p_filter(logits, 1e-6)).sum() == 1  # the most likely token always survives
+    # the filtered distribution renormalises over the nucleus only
+    renormed = torch.softmax(filter_logits(logits, SamplingConfig(top_p=0.7)), -1)
+    assert renormed[0].tolist() == pytest.approx([0.625, 0.0, 0.375, 0.0], abs=1e-6)
+
+
+def test_sampling_follows_the_distribution_and_never_picks_filtered_tokens():
+    probs = torch.tensor([0.1, 0.6, 0.0, 0.3])
+    logits = probs.log().expand(1, 20000, 4)
+    tokens = Sampler(SamplingConfig(), [3]).sample(logits)[0]
+    frequencies = torch.bincount(tokens, minlength=4).float() / tokens.numel()
+    assert frequencies.tolist() == pytest.approx(probs.tolist(), abs=0.015)
+    random_logits = torch.randn(2, 50, 6)
+    top1 = Sampler(SamplingConfig(top_k=1), [3, 4]).sample(random_logits)
+    assert torch.equal(top1, random_logits.argmax(-1))
+    greedy = Sampler(SamplingConfig(temperature=0.0), [0]).sample(logits[:, :5])
+    assert (greedy == 1).all()
+
+
+def test_each_row_draws_from_its_own_seed():
+    logits = torch.randn(1, 30, 16).expand(3, 30, 16)
+    together = Sampler(SamplingConfig(), [11, 12, 13]).sample(logits)
+    alone = Sampler(SamplingConfig(), [12]).sample(logits[:1])
+    assert torch.equal(together[1], alone[0])
+    assert not torch.equal(together[0], together[1])
+
+
+def test_guidance_combines_conditional_and_unconditional_halves():
+    cond, uncond = torch.randn(2, 5), torch.randn(2, 5)
+    doubled = torch.cat([cond, uncond])
+    assert torch.allclose(guide(doubled, 3.0), uncond + 3.0 * (cond - uncond))
+    assert torch.allclose(guide(doubled, 1.0), cond)

@@ -1,0 +1,39 @@
+import torch
+
+from models.cascade.transformer import MultiStreamEmbedding, Transformer
+
+from .conftest import TINY
+
+
+def test_incremental_decoding_with_the_kv_cache_matches_the_full_forward():
+    torch.manual_seed(0)
+    model = Transformer(TINY).eval()
+    x = torch.randn(3, 12, TINY.d_model)
+    positions = torch.tensor([0.0, 2, 4, 6, 0, 1, 2, 3, 4, 5, 6, 7])  # two streams at different rates
+    full = model(x, positions)
+    cache = model.new_cache(3, 16)
+    pieces = [model(x[:, :5], positions[:5], cache), model(x[:, 5:9], positions[5:9], cache)]  # prefill + chunk
+    pieces += [model(x[:, i : i + 1], positions[i : i + 1], cache) for i in range(9, 12)]  # single steps
+    assert cache.length == 12
+    assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-5)
+    cache.reset()  # a reset cache is reused without stale entries leaking in
+    assert torch.allclose(model(x[:, :4], positions[:4], cache), full[:, :4], atol=1e-5)
+
+
+def test_attention_is_causal():
+    torch.manual_seed(0)
+    model = Transformer(TINY).eval()
+    x = torch.randn(1, 8, TINY.d_model)
+    changed = x.clone()
+    changed[:, 5:] += 1.0
+    positions = torch.arange(8.0)
+    assert torch.allclose(model(x, positions)[:, :5], model(changed, positions)[:, :5], atol=1e-6)
+    assert not torch.allclose(model(x, positions)[:, 5:], model(changed, positions)[:, 5:])
+
+
+def test_multi_stream_embedding_sums_one_embedding_per_codebook():
+    embedding = MultiStreamEmbedding(3, 5, 4, extra=1)
+    tokens = torch.tensor([[[0, 5], [1, 2], [4, 4]]])  # [B=1, K=3, T=2]; 5 is the extra (null) id
+    table = embedding.table.weight
+    expected = torch.stack([table[0] + table[6 + 1] + table[12 + 4], table[5] + table[6 + 2] + table[12 + 4]])
+    assert torch.allclose(embedding(tokens)[0], expected)
