@@ -8,7 +8,9 @@ featurisation S, top-k 250, guidance off (`--guidance 3` doubles the batch).
 
 RTF = compute seconds / audio seconds. For a batch of B vocals of D seconds two figures are printed:
 `latency` = seconds / D (how long one request waits, relative to its length) and `throughput` =
-seconds / (B * D) (machine time per second of audio produced). Tokens/s counts every sampled code.
+seconds / (B * D) (machine time per second of audio produced), both from the median wall time over
+`--repeats` runs; `min` is the fastest run and `cpu` the process CPU time (all threads), which a shared
+machine's load inflates less than wall time. Tokens/s counts every sampled code.
 
 `--compare-decoders` also times one decoding step of our decoder (static KV cache + SDPA) against
 `transformers`' `LlamaForCausalLM.generate` (dynamic and static caches) of the same size.
@@ -18,7 +20,7 @@ Threads: on a machine whose cores are shared with other jobs, OpenMP's busy-wait
 sets it (it must be set before torch loads), which makes 2 threads about as fast as 1 under load.
 
     .venv/bin/python benchmarks/cascade_rtf.py [--threads 2] [--seconds 10 30] [--batch 1 8]
-        [--back-ends delay cascade] [--repeats 1] [--compare-decoders]
+        [--back-ends delay cascade] [--repeats 1] [--compare-decoders] [--d-model 256 --layers 4 --heads 4 --kv-heads 2]
 """
 
 from __future__ import annotations
@@ -56,9 +58,12 @@ STREAMS = {
 }
 
 
-def default_trunk() -> TransformerConfig:
+def trunk_from(args: argparse.Namespace) -> TransformerConfig:
+    """The default trunk of `singsong train cascade`, with any size given on the command line."""
     options = CascadeTrainOptions(stage="semantic", cache=Path(), out=Path())
-    return TransformerConfig(options.d_model, options.layers, options.heads, num_kv_heads=options.kv_heads or None)
+    d_model, layers = args.d_model or options.d_model, args.layers or options.layers
+    heads, kv_heads = args.heads or options.heads, options.kv_heads if args.kv_heads is None else args.kv_heads
+    return TransformerConfig(d_model, layers, heads, num_kv_heads=kv_heads or None)
 
 
 def build(back_end: str, trunk: TransformerConfig) -> Cascade:
@@ -82,9 +87,9 @@ def time_generation(cascade: Cascade, seconds: float, batch: int, sampling: Samp
             return out
 
         stage.generate = timed
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     codes = cascade.generate(vocal, frames, sampling, seeds=list(range(batch)))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     for stage in cascade.stages.values():
         del stage.generate
     steps = sum(
@@ -93,7 +98,13 @@ def time_generation(cascade: Cascade, seconds: float, batch: int, sampling: Samp
         if n == "semantic" or n in (["delay"] if cascade.acoustic == "delay" else ["coarse", "fine"])
     )
     tokens = batch * (round(seconds * 25) + codes.shape[1] * codes.shape[2])
-    return {"seconds": elapsed, "steps": steps, "tokens": tokens, **{f"stage/{k}": v for k, v in per_stage.items()}}
+    return {
+        "seconds": elapsed,
+        "cpu": cpu,
+        "steps": steps,
+        "tokens": tokens,
+        **{f"stage/{k}": v for k, v in per_stage.items()},
+    }
 
 
 def decoder_step_ms(batch: int, trunk: TransformerConfig, prompt: int = 100, new: int = 300) -> dict[str, float]:
@@ -145,9 +156,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (median reported)")
     parser.add_argument("--guidance", type=float, default=1.0)
     parser.add_argument("--compare-decoders", action="store_true")
+    parser.add_argument("--d-model", type=int, default=None, help="override the default trunk size")
+    parser.add_argument("--layers", type=int, default=None)
+    parser.add_argument("--heads", type=int, default=None)
+    parser.add_argument("--kv-heads", type=int, default=None, help="0 = one per query head")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    trunk = default_trunk()
+    trunk = trunk_from(args)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"torch {torch.__version__}, {args.threads} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
@@ -159,11 +174,10 @@ def main() -> None:
             for name, ms in decoder_step_ms(batch, trunk).items():
                 print(f"decoder step, batch {batch}: {name:45s} {ms:6.2f} ms/step")
     sampling = SamplingConfig(top_k=250, guidance_scale=args.guidance)
-    header = (
-        f"{'back-end':8s} {'audio':>6s} {'batch':>5s} {'compute':>8s} {'latency RTF':>11s} {'thru RTF':>8s} "
-        f"{'tokens/s':>9s} {'ms/step':>7s}  per stage (s)"
+    print(
+        f"{'back-end':8s} {'audio':>5s} {'batch':>5s} {'wall':>6s} {'min':>6s} {'cpu':>6s} {'latency RTF':>11s} "
+        f"{'thru RTF':>8s} {'tokens/s':>8s} {'ms/step':>7s}  per stage (wall s)"
     )
-    print(header)
     for back_end in args.back_ends:
         cascade = build(back_end, trunk)
         params = ", ".join(f"{n} {c / 1e6:.2f}M" for n, c in cascade.num_parameters().items())
@@ -172,13 +186,14 @@ def main() -> None:
         for seconds in args.seconds:
             for batch in args.batch:
                 runs = [time_generation(cascade, seconds, batch, sampling) for _ in range(args.repeats)]
-                run = min(runs, key=lambda r: r["seconds"]) if args.repeats > 1 else runs[0]
-                elapsed = statistics.median(r["seconds"] for r in runs)
-                stages = " ".join(f"{k.split('/')[1]} {v:.1f}" for k, v in run.items() if k.startswith("stage/"))
+                fastest = min(runs, key=lambda r: r["seconds"])
+                wall = statistics.median(r["seconds"] for r in runs)
+                cpu = statistics.median(r["cpu"] for r in runs)
+                stages = " ".join(f"{k.split('/')[1]} {v:.1f}" for k, v in fastest.items() if k.startswith("stage/"))
                 print(
-                    f"{back_end:8s} {seconds:5.0f}s {batch:5d} {elapsed:7.1f}s {elapsed / seconds:11.3f} "
-                    f"{elapsed / (seconds * batch):8.3f} {run['tokens'] / elapsed:9.0f} "
-                    f"{elapsed / run['steps'] * 1e3:7.2f}  {stages}",
+                    f"{back_end:8s} {seconds:4.0f}s {batch:5d} {wall:5.1f}s {fastest['seconds']:5.1f}s {cpu:5.1f}s "
+                    f"{wall / seconds:11.3f} {wall / (seconds * batch):8.3f} {fastest['tokens'] / wall:8.0f} "
+                    f"{wall / fastest['steps'] * 1e3:7.2f}  {stages}",
                     flush=True,
                 )
 

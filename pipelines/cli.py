@@ -29,6 +29,8 @@ GROUPS: dict[str, str] = {
 #: Modules exposing `register(groups: dict[str, argparse._SubParsersAction]) -> None`.
 COMMAND_MODULES: list[str] = [
     "pipelines.corpus.cli",
+    "pipelines.separation.cli",
+    "pipelines.pairs.cli",
     "pipelines.training.codec",
     "pipelines.training.semantic",
     "pipelines.evaluation.codec",

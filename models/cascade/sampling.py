@@ -77,7 +77,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
 def filter_logits(logits: Tensor, config: SamplingConfig) -> Tensor:
     """Temperature, then top-k, then top-p (on any `[..., V]` tensor)."""
-    if config.temperature > 0:
+    if config.temperature > 0 and config.temperature != 1.0:
         logits = logits / config.temperature
     return top_p_filter(top_k_filter(logits, config.top_k), config.top_p)
 

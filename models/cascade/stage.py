@@ -356,7 +356,7 @@ class StageLM(nn.Module):
         out = torch.empty(batch_size, total, dtype=torch.long, device=device)
         out[:, :known] = flatten_frames(prompt)
         level_of = torch.arange(total, device=device) % levels
-        positions = torch.cat([prefix_positions, self._target_positions(total, device)])
+        rotation = self.transformer.rotary(torch.cat([prefix_positions, self._target_positions(total, device)]))
         start = prefix.shape[1]
         bos = torch.full_like(level_of[:1], -1)
         tokens = torch.cat([out[:, :1], out[:, :known]], dim=1)  # the first slot is replaced by BOS
@@ -364,7 +364,9 @@ class StageLM(nn.Module):
         if scale is not None:
             inputs = torch.cat([inputs, inputs])
         cache = self.transformer.new_cache(prefix.shape[0], start + total)
-        hidden = self.transformer(torch.cat([prefix, inputs], dim=1), positions[: start + known + 1], cache)[:, -1:]
+        hidden = self.transformer(
+            torch.cat([prefix, inputs], dim=1), cache=cache, rotation=rotation[: start + known + 1]
+        )[:, -1:]
         for index in range(known, total):
             level = index % levels
             token = sampler.sample(self._logits(hidden, level, scale))[:, 0]  # [B]
@@ -376,7 +378,7 @@ class StageLM(nn.Module):
                 if scale is not None:
                     step_input = torch.cat([step_input, step_input])
                 position = start + index + 1
-                hidden = self.transformer(step_input, positions[position : position + 1], cache)
+                hidden = self.transformer(step_input, cache=cache, rotation=rotation[position : position + 1])
         return unflatten_frames(out, levels)
 
     def _generate_delay(
@@ -400,10 +402,12 @@ class StageLM(nn.Module):
         inputs = self._embed_frames(torch.cat([bos, delayed[:, :, :known]], dim=2))
         if scale is not None:
             inputs = torch.cat([inputs, inputs])
-        positions = torch.cat([prefix_positions, self._target_positions(steps, device)])
+        rotation = self.transformer.rotary(torch.cat([prefix_positions, self._target_positions(steps, device)]))
         start = prefix.shape[1]
         cache = self.transformer.new_cache(prefix.shape[0], start + steps)
-        hidden = self.transformer(torch.cat([prefix, inputs], dim=1), positions[: start + known + 1], cache)[:, -1:]
+        hidden = self.transformer(
+            torch.cat([prefix, inputs], dim=1), cache=cache, rotation=rotation[: start + known + 1]
+        )[:, -1:]
         for step in range(known, steps):
             tokens = sampler.sample(self._logits(hidden, None, scale)[:, :, 0])  # [B, Q]
             delayed[:, :, step] = torch.where(sample_here[:, step], tokens, delayed[:, :, step])
@@ -414,7 +418,7 @@ class StageLM(nn.Module):
                 if scale is not None:
                     step_input = torch.cat([step_input, step_input])
                 position = start + step + 1
-                hidden = self.transformer(step_input, positions[position : position + 1], cache)
+                hidden = self.transformer(step_input, cache=cache, rotation=rotation[position : position + 1])
         return undo_delay_pattern(delayed)
 
     def generation_steps(self, num_frames: int) -> int:

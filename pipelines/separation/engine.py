@@ -35,30 +35,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from pipelines.separation.repo import ModelInfo
+from pipelines.separation.tracks import TrackJob
 
 logger = logging.getLogger(__name__)
 
 #: Longest track accepted by default (seconds): the accumulators of a track live in memory.
 MAX_TRACK_SECONDS = 30 * 60.0
 MAX_SHIFT_SECONDS = 0.5  # as demucs: shifts of up to half a second
-
-
-@dataclass
-class TrackJob:
-    """One track to separate. `key` names the output and decides the shard (see `tracks.py`)."""
-
-    key: str
-    path: Path
-    split: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)

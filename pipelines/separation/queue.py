@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipelines.errors import SingsongError
-from pipelines.separation.engine import TrackJob
+from pipelines.separation.tracks import TrackJob
 
 logger = logging.getLogger(__name__)
 

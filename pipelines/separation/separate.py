@@ -239,11 +239,15 @@ def build_engine(options: SeparateOptions) -> BatchedSeparator:
     model, info = load_separator(options.model, options.repo)
     logger.info("model %s: %s, %d Hz, %.2fM parameters", options.model, "/".join(info.sources), info.sample_rate,
                 info.parameters / 1e6)  # fmt: skip
-    return BatchedSeparator(
-        model, info, segment=options.segment, overlap=options.overlap, shifts=options.shifts,
-        batch_size=options.batch_size, device=resolve_device(options.device), instrumental=options.instrumental,
-        prefetch=options.prefetch, seed=options.seed, max_seconds=options.max_seconds,
-    )  # fmt: skip
+    try:
+        return BatchedSeparator(
+            model, info, segment=options.segment, overlap=options.overlap, shifts=options.shifts,
+            batch_size=options.batch_size, device=resolve_device(options.device),
+            instrumental=options.instrumental, prefetch=options.prefetch, seed=options.seed,
+            max_seconds=options.max_seconds,
+        )  # fmt: skip
+    except ValueError as error:  # bad --segment/--overlap/--shifts/--batch-size for this model
+        raise SingsongError(str(error)) from error
 
 
 class _Writer:

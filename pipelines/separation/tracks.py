@@ -18,14 +18,24 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pipelines.datasets import AUDIO_EXTENSIONS, MANIFEST_NAME, DatasetError, read_manifest
 from pipelines.errors import SingsongError
-from pipelines.separation.engine import TrackJob
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-/]+")
+
+
+@dataclass
+class TrackJob:
+    """One track to separate. `key` names its output folder and decides its shard."""
+
+    key: str
+    path: Path
+    split: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,4 +141,4 @@ def partition(keys: Iterable[str], count: int) -> list[list[str]]:
     return groups
 
 
-__all__ = ["Shard", "list_tracks", "partition", "safe_key", "shard_of"]
+__all__ = ["Shard", "TrackJob", "list_tracks", "partition", "safe_key", "shard_of"]

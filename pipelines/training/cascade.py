@@ -41,7 +41,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ class CascadeTrainResult:
     losses: list[float]  # "loss/ce" of every step of this invocation (rank 0)
     valid: list[dict[str, float]] = field(default_factory=list)  # {"step", "valid/loss_ce", ...}
     stopped_early: bool = False
+    rank: int = 0  # torch.distributed rank of this process (only rank 0 logs and saves)
 
 
 class _Distributed:
@@ -371,7 +372,8 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_handler)
         dist.close()
-    logger.info("stage %s saved to %s (step %d)", options.stage, model_dir, step)
+    if dist.main:
+        logger.info("stage %s saved to %s (step %d)", options.stage, model_dir, step)
     return CascadeTrainResult(
         step=step,
         start_step=start_step,
@@ -379,6 +381,7 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
         losses=losses,
         valid=valid_log,
         stopped_early=stopped_early,
+        rank=dist.rank,
     )
 
 
@@ -409,43 +412,16 @@ def evaluate_model(
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Every option has a command-line flag of the same name (dashes for underscores), except these three.
+    special = {"cache", "out", "condition_streams", "progress"}
+    values = {f.name: getattr(args, f.name) for f in fields(CascadeTrainOptions) if f.name not in special}
     streams = tuple(s for s in (args.condition_streams or "").split(",") if s) or None
     options = CascadeTrainOptions(
-        stage=args.stage,
-        cache=Path(args.cache),
-        out=Path(args.out),
-        featurization=args.featurization,
-        condition_streams=streams,
-        d_model=args.d_model,
-        layers=args.layers,
-        heads=args.heads,
-        kv_heads=args.kv_heads,
-        dropout=args.dropout,
-        window_seconds=args.window_seconds,
-        prompt_seconds=args.prompt_seconds,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        lr=args.lr,
-        min_lr_ratio=args.min_lr_ratio,
-        warmup=args.warmup,
-        weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip,
-        cond_dropout=args.cond_dropout,
-        noise_prob=args.noise_prob,
-        short_window_prob=args.short_window_prob,
-        device=args.device,
-        amp=args.amp,
-        valid_every=args.valid_every,
-        valid_batches=args.valid_batches,
-        save_every=args.save_every,
-        log_every=args.log_every,
-        max_minutes=args.max_minutes,
-        seed=args.seed,
-        resume=args.resume,
-        threads=args.threads,
-        progress=not args.no_progress,
+        **values, cache=Path(args.cache), out=Path(args.out), condition_streams=streams, progress=not args.no_progress
     )
     result = train_cascade(options)
+    if result.rank != 0:
+        return 0
     status = "stopped early (rerun the command to resume)" if result.stopped_early else "done"
     valid = f", valid loss {result.valid[-1]['valid/loss_ce']:.4f}" if result.valid else ""
     print(f"cascade {options.stage}: {status} at step {result.step}/{options.steps}{valid} -> {result.model_dir}")

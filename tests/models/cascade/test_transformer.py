@@ -1,14 +1,16 @@
+import pytest
 import torch
 
-from models.cascade.transformer import MultiStreamEmbedding, Transformer
+from models.cascade.transformer import MultiStreamEmbedding, Transformer, TransformerConfig
 
 from .conftest import TINY
 
 
-def test_incremental_decoding_with_the_kv_cache_matches_the_full_forward():
+@pytest.mark.parametrize("config", [TINY, TransformerConfig(32, 2, 4, num_kv_heads=1)], ids=["mha", "gqa"])
+def test_incremental_decoding_with_the_kv_cache_matches_the_full_forward(config):
     torch.manual_seed(0)
-    model = Transformer(TINY).eval()
-    x = torch.randn(3, 12, TINY.d_model)
+    model = Transformer(config).eval()
+    x = torch.randn(3, 12, config.d_model)
     positions = torch.tensor([0.0, 2, 4, 6, 0, 1, 2, 3, 4, 5, 6, 7])  # two streams at different rates
     full = model(x, positions)
     cache = model.new_cache(3, 16)
@@ -18,6 +20,17 @@ def test_incremental_decoding_with_the_kv_cache_matches_the_full_forward():
     assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-5)
     cache.reset()  # a reset cache is reused without stale entries leaking in
     assert torch.allclose(model(x[:, :4], positions[:4], cache), full[:, :4], atol=1e-5)
+    assert cache.keys[0].shape == (3, config.kv_heads, 16, config.head_dim)
+
+
+def test_rotary_attention_depends_on_position_differences_only():
+    """Shifting every position (a later window, a longer prefix) leaves the outputs unchanged."""
+    torch.manual_seed(0)
+    model = Transformer(TINY).eval()
+    x = torch.randn(2, 6, TINY.d_model)
+    positions = torch.tensor([0.0, 2, 4, 0, 1, 2])
+    assert torch.allclose(model(x, positions), model(x, positions + 37.5), atol=1e-4)
+    assert not torch.allclose(model(x, positions), model(x, positions * 2), atol=1e-4)
 
 
 def test_attention_is_causal():
