@@ -33,6 +33,7 @@ COMMAND_MODULES: list[str] = [
     "pipelines.pairs.cli",
     "pipelines.training.codec",
     "pipelines.training.semantic",
+    "pipelines.training.cascade",
     "pipelines.evaluation.codec",
     "pipelines.tokens.cli",
     "pipelines.inference.cli",

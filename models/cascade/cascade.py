@@ -21,6 +21,7 @@ fast one: one step per frame instead of one per code; see `benchmarks/cascade_rt
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ from models.cascade.sampling import Sampler, SamplingConfig
 from models.cascade.stage import CHECKPOINT_KIND, FEATURIZATIONS, StageLM, StreamInfo
 from models.checkpoint import CONFIG_FILE, read_checkpoint_config
 from pipelines.errors import SingsongError
+
+log = logging.getLogger(__name__)
 
 CASCADE_FILE = "cascade.json"
 CASCADE_FORMAT_VERSION = 1
@@ -177,6 +180,11 @@ class Cascade:
 
     # ---- generation ---------------------------------------------------------------------------------
 
+    def _trained_for_guidance(self, stage: str) -> bool:
+        """False only when the stage's training notes say it never saw null conditions (unknown: True)."""
+        options = self.stages[stage].training_notes.get("train_options", {})
+        return float(options.get("cond_dropout", 1.0)) > 0
+
     def _check_conditions(self, conditions: Mapping[str, Tensor], batch_size: int) -> dict[str, Tensor]:
         specs = self._specs()
         checked = {}
@@ -207,7 +215,9 @@ class Cascade:
     ) -> Tensor:
         """Vocal condition streams `[B, K_s, F_s]` (each at its own rate) -> codec codes `[B, K, F]`
         (coarse levels first), `F = num_acoustic_frames`. Row b is sampled from `seeds[b]` alone, so takes
-        are N rows with the same condition and different seeds."""
+        are N rows with the same condition and different seeds. A condition should span the same audio as the
+        output (`ceil(seconds * rate)` frames); a few frames more are cut, fewer repeat the last frame. Inputs
+        longer than a stage's training window are generated window by window (see `stage.py`)."""
         if num_acoustic_frames < 1:
             raise CascadeError("num_acoustic_frames must be at least 1")
         sampling.validate()
@@ -230,6 +240,10 @@ class Cascade:
             return Sampler(sampling, seeds, stream=_STAGE_STREAMS[stage], device=device)
 
         scale = sampling.guidance_scale
+        if sampling.guided:
+            untrained = [n for n in ["semantic", *back_end] if n != "fine" and not self._trained_for_guidance(n)]
+            if untrained:
+                log.warning("stages %s were trained without condition dropout: guidance will not help", untrained)
         semantic = self.stages["semantic"].generate(vocal, semantic_frames, sampler("semantic"), scale, tracker)
         acoustic_conditions = {**vocal, "instrumental.semantic": semantic}
         if self.acoustic == "delay":

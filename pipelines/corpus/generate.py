@@ -113,17 +113,33 @@ def _loudness(meter: pyloudnorm.Meter, stereo: np.ndarray) -> float:
     return value if np.isfinite(value) else -70.0
 
 
-def render_song(song: Song, renderer: PartRenderer, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict]:
-    """Render every stem of `song` at the renderer's rate -> ({stem: [2, T] float32}, render info)."""
+def render_song(
+    song: Song, renderer: PartRenderer, rng: np.random.Generator, timings: dict[str, float] | None = None
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Render every stem of `song` at the renderer's rate -> ({stem: [2, T] float32}, render info).
+
+    `timings`, if given, accumulates seconds per stage ("parts", "vocal", "reverb", "levels").
+    """
+    timings = timings if timings is not None else {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock
+        clock = now
+
     sr = renderer.sample_rate
     num_samples = round(song.duration * sr)
     stems = {name: np.zeros((2, num_samples), np.float32) for name in STEMS}
     for part in song.parts:
         stems[part.stem] += renderer.render(part, song.duration)
+    lap("parts")
 
     timbre = VoiceTimbre.random(rng)
     vocal = render_vocal(song.vocal, song.duration, sample_rate=sr, seed=song.seed, timbre=timbre)
     stems["vocals"] = np.stack([vocal, vocal]).astype(np.float32)
+    lap("vocal")
 
     # One room for the whole band, different send levels per stem (drums and vocals a bit drier).
     rt60 = float(rng.uniform(0.3, 1.2))
@@ -132,6 +148,7 @@ def render_song(song: Song, renderer: PartRenderer, rng: np.random.Generator) ->
              "bass": rng.uniform(0.0, 0.05), "other": rng.uniform(0.1, 0.35)}
     for name in STEMS:
         stems[name] = apply_reverb(stems[name], response, float(sends[name]))
+    lap("reverb")
 
     meter = pyloudnorm.Meter(sr)
     accompaniment = stems["drums"] + stems["bass"] + stems["other"]
@@ -147,6 +164,7 @@ def render_song(song: Song, renderer: PartRenderer, rng: np.random.Generator) ->
     for name in STEMS:
         stems[name] *= np.float32(gain)
     stems["mixture"] = sum((stems[name] for name in STEMS), np.zeros_like(mixture))
+    lap("levels")
     info = {
         "vocal_timbre": asdict(timbre),
         "reverb": {"rt60": rt60, "sends": {k: float(v) for k, v in sends.items()}},

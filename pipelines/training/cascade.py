@@ -185,7 +185,7 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
     from models.cascade import STAGES, StageConfig, StageLM, TransformerConfig, build_stage_config
     from models.checkpoint import has_training_state, load_training_state, read_checkpoint_config, save_training_state
     from pipelines.tokens.reader import TokenCache
-    from pipelines.training.cascade_data import NOISY_VARIANTS, WindowSampler, cache_streams
+    from pipelines.training.cascade_data import WindowSampler, cache_streams
     from pipelines.training.schedule import WarmupCosine, warmup_cosine_scheduler
 
     if options.stage not in STAGES:
@@ -264,7 +264,7 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
     model.train()
     use_amp = options.amp and device.type == "cuda"
     noise_note = {
-        name: {"stream": NOISY_VARIANTS[name], "probability": train_data.noise_prob} for name in train_data.noisy
+        name: {"stream": noisy, "probability": train_data.noise_prob} for name, noisy in train_data.noisy.items()
     }
     writer = SummaryWriter(str(out / "tensorboard")) if dist.main else None
     history = (out / "history.jsonl").open("a") if dist.main else None

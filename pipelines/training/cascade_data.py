@@ -8,8 +8,9 @@ are drawn in proportion to how many windows they hold).
 
 **Noise augmentation** (SingSong, Donahue et al. 2023): separated vocals carry artefacts of the instrumental
 that the model could learn to read the accompaniment from; SingSong conditions on vocals with white noise
-added instead. The cache holds a noisy twin of the vocal semantic stream (`vocals.semantic_noisy`, noise added
-before tokenizing); with probability `noise_prob` per example, the condition `vocals.semantic` is read from it.
+added instead. The cache holds noisy twins of vocal streams (`vocals.semantic_noisy`, `vocals.melody_noisy`:
+noise added before tokenizing); with probability `noise_prob` per example, every vocal condition stream that
+has a twin is read from it (the same example's streams are all noisy or all clean).
 
 **Shorter windows**: with probability `short_window_prob` a batch uses a random shorter window (down to a
 quarter), so the model also sees the short inputs it will be asked to accompany (a 4 s vocal for a 10 s
@@ -31,8 +32,8 @@ from pipelines.tokens.reader import TokenCache
 
 log = logging.getLogger(__name__)
 
-#: Condition streams with a noise-augmented twin in the cache.
-NOISY_VARIANTS: dict[str, str] = {"vocals.semantic": "vocals.semantic_noisy"}
+#: Suffix of the noise-augmented twin of a vocal stream in the cache (`vocals.semantic_noisy`, ...).
+NOISY_SUFFIX = "_noisy"
 
 
 def cache_streams(cache: TokenCache) -> dict[str, StreamInfo]:
@@ -63,12 +64,10 @@ class WindowSampler:
         for info in config.streams:
             if cache_streams(cache)[info.name] != info:
                 raise SingsongError(f"{cache.directory}: stream {info.name} differs from the model's ({info})")
-        self.noisy = {name: NOISY_VARIANTS[name] for name in self.names if name in NOISY_VARIANTS}
-        for clean, noisy in list(self.noisy.items()):
-            if noisy not in cache.streams:
-                if noise_prob > 0:
-                    log.warning("%s has no %s stream: training on clean %s", cache.directory, noisy, clean)
-                del self.noisy[clean]
+        # The vocal (guided) condition streams with a noisy twin in the cache; the others stay clean.
+        self.noisy = {name: name + NOISY_SUFFIX for name in config.guided if name + NOISY_SUFFIX in cache.streams}
+        if noise_prob > 0 and not self.noisy and config.guided:
+            log.warning("%s has no noisy twin of %s: training on clean vocals", cache.directory, list(config.guided))
         self.noise_prob = noise_prob if self.noisy else 0.0
         self.short_window_prob = short_window_prob
         step_rate = grid_rate(info.frame_rate for info in config.streams)
