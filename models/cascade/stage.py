@@ -17,7 +17,10 @@ the sum of its codebooks' embeddings plus a learned segment embedding. A conditi
 one at 50 Hz each keep their own rate: alignment comes from the rotary positions, which are *times*
 (frames of the fastest stream of the stage), so condition frame `i` of a 25 Hz stream sits at position
 `2 i`, next to acoustic frame `2 i` of the target. The decoder is fully causal (the prefix is processed
-in one parallel pass when generating, then cached).
+in one parallel pass when generating, then cached). The delay stage uses the same prefix rather than adding
+the upsampled condition to each frame's embedding: every frame then sees the whole window's vocal and
+instrumental semantic plan, future included (what a chord change or a fill needs), at the price of a KV
+cache twice as long (cheap at these sizes; grouped-query attention halves it again).
 
 **Condition dropout / guidance.** With probability `cond_dropout` per training example, every token of the
 `guided` condition streams (the vocal streams) becomes that stream's learned null id, keeping the length:

@@ -100,23 +100,27 @@ class Accompanist(AccompanimentEngine):
         """Condition tokens `{stream: [B, K, F]}` for the cascade (noise added as the model was trained)."""
         streams = list(self.cascade.condition_streams)
         conditions: dict[str, torch.Tensor] = {}
-        by_rate: dict[int, torch.Tensor] = {}
+        by_rate: dict[tuple[int, bool], torch.Tensor] = {}
         for stream in streams:
             tokenizer = self._tokenizer_for(stream)
+            # Training read the noisy twins of the semantic and melody streams (the token cache has no noisy
+            # twin of the vocal's acoustic tokens), so only those see noise here too.
+            noisy = self.vocal_noise_snr_db is not None and not stream.endswith(".coarse")
             rate = tokenizer.sample_rate
-            if rate not in by_rate:
+            key = (rate, noisy)
+            if key not in by_rate:
                 waves = [resample(v.samples.mean(axis=0), v.sample_rate, rate) for v in vocals]
                 length = max(w.shape[-1] for w in waves)
                 batch = np.zeros((len(waves), 1, length), np.float32)
                 for i, (wave, seed) in enumerate(zip(waves, seeds, strict=True)):
                     batch[i, 0, : wave.shape[-1]] = wave
-                    if self.vocal_noise_snr_db is not None:
+                    if noisy:
                         rms = float(np.sqrt(np.mean(wave**2))) + 1e-8
                         noise = np.random.default_rng(zlib.crc32(f"noise-{seed}".encode())).standard_normal(length)
                         batch[i, 0] += (noise * rms * 10 ** (-self.vocal_noise_snr_db / 20)).astype(np.float32)
-                by_rate[rate] = torch.from_numpy(batch).to(self.device)
+                by_rate[key] = torch.from_numpy(batch).to(self.device)
             with torch.inference_mode():
-                codes = tokenizer.encode(by_rate[rate])
+                codes = tokenizer.encode(by_rate[key])
             if stream.endswith(".coarse"):
                 codes = codes[:, : self.cascade.num_coarse_levels]
             conditions[stream] = codes

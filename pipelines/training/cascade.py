@@ -462,9 +462,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# Literal CLI choices (kept equal to models.cascade.stage's by a test): importing the model package in
+# `register` would load torch and make every `singsong --help` slow.
+CLI_STAGES = ("semantic", "coarse", "fine", "delay")
+CLI_FEATURIZATIONS = ("M", "S", "SA")
+
+
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     """Add `singsong train cascade`, `singsong train cascade-assemble` and `singsong eval cascade`."""
-    from models.cascade.stage import FEATURIZATIONS, STAGES
 
     defaults = CascadeTrainOptions(stage="semantic", cache=Path(), out=Path())
     parser = groups["train"].add_parser(
@@ -473,10 +478,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--stage", required=True, choices=STAGES)
+    parser.add_argument("--stage", required=True, choices=CLI_STAGES)
     parser.add_argument("--cache", required=True, help="token cache directory (singsong tokens build)")
     parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
-    parser.add_argument("--featurization", default=defaults.featurization, choices=sorted(FEATURIZATIONS))
+    parser.add_argument("--featurization", default=defaults.featurization, choices=sorted(CLI_FEATURIZATIONS))
     parser.add_argument("--condition-streams", default=None, help="comma-separated cache streams (overrides it)")
     parser.add_argument("--d-model", type=int, default=defaults.d_model)
     parser.add_argument("--layers", type=int, default=defaults.layers)
@@ -517,7 +522,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     assemble.add_argument("--coarse", default=None)
     assemble.add_argument("--fine", default=None)
     assemble.add_argument("--delay", default=None)
-    assemble.add_argument("--featurization", default=None, choices=sorted(FEATURIZATIONS), help="check it")
+    assemble.add_argument("--featurization", default=None, choices=sorted(CLI_FEATURIZATIONS), help="check it")
     assemble.add_argument("--out", required=True, help="model directory to write")
     assemble.set_defaults(handler=_run_assemble)
 

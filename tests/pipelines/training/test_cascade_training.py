@@ -224,3 +224,10 @@ def test_cli_trains_stages_assembles_and_evaluates_a_model(cache_dir, tmp_path, 
     vocal = torch.from_numpy(TokenCache(cache_dir).tokens(0, "vocals.semantic").astype(np.int64))[None]
     codes = cascade.generate({"vocals.semantic": vocal}, 100, SamplingConfig(top_k=20), seeds=[0])
     assert codes.shape == (1, 3, 100)
+
+
+def test_cli_choices_match_the_model_package():
+    from models.cascade.stage import FEATURIZATIONS, STAGES
+    from pipelines.training.cascade import CLI_FEATURIZATIONS, CLI_STAGES
+
+    assert tuple(STAGES) == CLI_STAGES and sorted(FEATURIZATIONS) == sorted(CLI_FEATURIZATIONS)
