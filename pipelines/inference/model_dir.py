@@ -102,6 +102,8 @@ def check_compatibility(
             problems.append(f"stream {name}: unknown stream kind")
             continue
         tokenizer = tokenizers.get(tokenizer_name)
+        if tokenizer is None and source == "instrumental" and kind == "semantic":
+            continue  # generated and consumed inside the cascade: no tokenizer needed at inference
         if tokenizer is None:
             problems.append(f"stream {name} needs a {tokenizer_name} tokenizer, but the model has none")
             continue
@@ -121,3 +123,22 @@ def check_compatibility(
         )
     if problems:
         raise ModelDirectoryError(f"{directory}: parts do not fit together: " + "; ".join(problems))
+
+
+def _checkpoint_dir(path: Path) -> Path:
+    """A checkpoint directory, given it or a training run directory that holds it in `model/`."""
+    for candidate in (path, path / "model"):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise ModelDirectoryError(f"{path}: neither a checkpoint nor a run directory with model/config.json")
+
+
+def copy_tokenizer(source: str | Path, target: Path) -> None:
+    """Copy a tokenizer checkpoint into a model directory, leaving training state (optimizer moments) behind."""
+    import shutil
+
+    source = _checkpoint_dir(Path(source))
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_file() and not item.name.startswith(("training_state", ".")):
+            shutil.copy2(item, target / item.name)

@@ -431,8 +431,17 @@ def _run(args: argparse.Namespace) -> int:
 def _run_assemble(args: argparse.Namespace) -> int:
     from models.cascade import build_cascade
 
+    out = Path(args.out)
+    if args.codec is not None:
+        # A complete model directory for `singsong accompany`: tokenizers + cascade + singsong.json.
+        from pipelines.inference.model_dir import ModelManifest, copy_tokenizer, write_manifest
+
+        copy_tokenizer(args.codec, out / "codec")
+        if args.semantic_tokenizer is not None:
+            copy_tokenizer(args.semantic_tokenizer, out / "semantic")
+        out = out / "cascade"
     cascade = build_cascade(
-        args.out,
+        out,
         semantic=args.semantic,
         coarse=args.coarse,
         fine=args.fine,
@@ -440,7 +449,18 @@ def _run_assemble(args: argparse.Namespace) -> int:
         featurization=args.featurization,
     )
     sizes = ", ".join(f"{name} {count / 1e6:.2f}M" for name, count in cascade.num_parameters().items())
-    print(f"cascade ({cascade.featurization}, {cascade.acoustic} back-end; {sizes}) -> {args.out}")
+    print(f"cascade ({cascade.featurization}, {cascade.acoustic} back-end; {sizes}) -> {out}")
+    if args.codec is not None:
+        from pipelines.inference.accompanist import Accompanist
+
+        manifest = ModelManifest(
+            featurization=cascade.featurization,
+            vocal_noise_snr_db=args.vocal_noise_snr,
+            semantic="semantic" if args.semantic_tokenizer is not None else None,
+        )
+        write_manifest(args.out, manifest)
+        Accompanist.from_pretrained(args.out)  # fails with a message naming any part that does not fit
+        print(f"model directory for `singsong accompany --model {args.out}` is complete")
     return 0
 
 
@@ -524,6 +544,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     assemble.add_argument("--delay", default=None)
     assemble.add_argument("--featurization", default=None, choices=sorted(CLI_FEATURIZATIONS), help="check it")
     assemble.add_argument("--out", required=True, help="model directory to write")
+    assemble.add_argument("--codec", default=None,
+                          help="codec checkpoint or run: write a complete model directory (tokenizers + cascade)")
+    assemble.add_argument("--semantic-tokenizer", default=None, help="semantic tokenizer directory (with --codec)")
+    assemble.add_argument("--vocal-noise-snr", type=float, default=20.0,
+                          help="SNR (dB) of the white noise added to vocals at inference (with --codec)")
     assemble.set_defaults(handler=_run_assemble)
 
     evaluation = groups["eval"].add_parser(

@@ -125,3 +125,15 @@ def test_accompany_cli_writes_song_and_stems(model_dir, tmp_path, capsys):
     assert main(["accompany", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "x.wav"),
                  "--model", str(model_dir)]) == 2
     assert "missing.wav" in capsys.readouterr().err
+
+
+def test_assemble_command_writes_a_complete_model_directory(model_dir, tmp_path, capsys):
+    out = tmp_path / "assembled"
+    code = main(["train", "cascade-assemble", "--semantic", str(model_dir / "stage_semantic"),
+                 "--delay", str(model_dir / "stage_delay"), "--codec", str(model_dir / "codec"), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "is complete" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {"codec", "cascade", "singsong.json"}
+    engine = Accompanist.from_pretrained(out)  # M featurisation needs no semantic tokenizer at inference
+    take = engine.accompany(Audio(_tone(1.0, 16000), 16000), GenerationOptions(seed=2))[0]
+    assert take.accompaniment.shape == (1, 16000)
