@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from pipelines.audio import Audio, resample, to_channels
-from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take
+from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
 
 MODEL_RATE = 16_000
 PEAK = 0.98
@@ -118,19 +118,12 @@ class TinyEngine(AccompanimentEngine):
         options: Sequence[GenerationOptions],
         progress: ProgressCallback | None = None,
     ) -> list[list[Take]]:
-        if len(vocals) != len(options):
-            raise ValueError(f"{len(vocals)} vocals but {len(options)} option sets")
+        # (vocal index, take, seed, temperature)
+        rows = [(i, take, seed, options[i].temperature) for i, take, seed in take_rows(vocals, options)]
         if not vocals:
             return []
-        for opt in options:
-            opt.validate()
         hop = self.config.hop
-        rows: list[tuple[int, int, int, float]] = []  # (vocal index, take, seed, temperature)
-        mono16 = []
-        for i, (vocal, opt) in enumerate(zip(vocals, options, strict=True)):
-            mono16.append(resample(to_channels(vocal.samples, 1)[0], vocal.sample_rate, MODEL_RATE))
-            base = opt.seed if opt.seed is not None else int(np.random.default_rng().integers(2**31 - 1))
-            rows.extend((i, take, base + take, opt.temperature) for take in range(opt.takes))
+        mono16 = [resample(to_channels(v.samples, 1)[0], v.sample_rate, MODEL_RATE) for v in vocals]
         frames = [-(-len(x) // hop) for x in mono16]
         longest = max(frames)
         batch = torch.zeros(len(rows), longest * hop)

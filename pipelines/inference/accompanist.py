@@ -18,7 +18,6 @@ Steps for a batch (SingSong, Donahue et al. 2023, Fig. 1):
 
 from __future__ import annotations
 
-import secrets
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from models.loading import load_tokenizer
 from models.melody import MelodyTokenizer
 from models.tokenizer import AudioTokenizer
 from pipelines.audio import Audio, resample, to_channels
-from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take
+from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
 from pipelines.inference.mixing import MixSettings, mix
 from pipelines.inference.model_dir import ModelDirectoryError, check_compatibility, read_manifest
 
@@ -135,13 +134,8 @@ class Accompanist(AccompanimentEngine):
     ) -> list[list[Take]]:
         from models.cascade import SamplingConfig
 
-        if len(vocals) != len(options):
-            raise ValueError(f"{len(vocals)} vocals but {len(options)} option sets")
-        for option in options:
-            option.validate()
-        base_seeds = [o.seed if o.seed is not None else secrets.randbelow(2**31) for o in options]
         # One row per take; rows with the same sampling settings share one batched generate call.
-        rows = [(i, t, base_seeds[i] + t) for i, o in enumerate(options) for t in range(o.takes)]
+        rows = take_rows(vocals, options)
         groups: dict[tuple, list[int]] = defaultdict(list)
         for r, (i, _, _) in enumerate(rows):
             o = options[i]

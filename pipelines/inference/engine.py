@@ -12,6 +12,7 @@ implement it with any tiny randomly initialised network, never with canned audio
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,22 @@ class Take:
     sample_rate: int
     seed: int
     take: int = 0
+
+
+def take_rows(vocals: Sequence[Audio], options: Sequence[GenerationOptions]) -> list[tuple[int, int, int]]:
+    """Validate a batch request and expand it to one `(vocal index, take, seed)` row per take to generate.
+
+    Take `t` of a request uses seed `seed + t`; a request without a seed gets a random one (reported back in
+    each `Take`), so every take can be reproduced later.
+    """
+    if len(vocals) != len(options):
+        raise ValueError(f"{len(vocals)} vocals but {len(options)} option sets")
+    rows = []
+    for index, option in enumerate(options):
+        option.validate()
+        base = option.seed if option.seed is not None else secrets.randbelow(2**31 - 1)
+        rows.extend((index, take, base + take) for take in range(option.takes))
+    return rows
 
 
 class AccompanimentEngine(ABC):

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import redis
 import soundfile as sf
-import torch
 import uvicorn
 from fastapi.testclient import TestClient
 
@@ -37,15 +36,6 @@ from service.worker import Worker
 REDIS_SERVER = shutil.which("redis-server")
 
 
-@pytest.fixture(autouse=True)
-def _single_torch_thread() -> Iterator[None]:
-    """The tiny networks are far too small to gain from threads, and on a shared 2-core machine intra-op
-    threads spin against each other (a 6-vocal batch took 7x longer with the default thread count).
-    Restored afterwards: the setting is process-wide and other test packages run in the same process."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from models.cascade import StageLM, StreamInfo, TransformerConfig, build_stage_config
@@ -17,15 +16,6 @@ STREAMS = {
     "instrumental.coarse": StreamInfo("instrumental.coarse", 2, 16, 50.0),
     "instrumental.fine": StreamInfo("instrumental.fine", 2, 16, 50.0),
 }
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run fastest on one thread (and far faster on a busy shared machine); restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def make_stage(stage: str, conditions=("vocals.semantic",), window_seconds: float = 0.4, seed: int = 0) -> StageLM:

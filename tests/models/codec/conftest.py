@@ -17,11 +17,3 @@ def tiny_codec() -> Codec:
     return codec.eval()
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run fastest on one thread, and oversubscribed OpenMP threads on a shared machine can
-    slow them down tenfold; restore the previous setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

@@ -15,15 +15,6 @@ import transformers
 from models.codec.pretrained_encodec import EncodecLoadError, EncodecTokenizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread_torch():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a busy machine (restored after)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def encodec_dir(tmp_path_factory):
     """24 kHz, hop 320 (75 Hz), 1024-entry codebooks like the real model; narrow convs and one LSTM."""

@@ -17,16 +17,6 @@ from pipelines.evaluation import codec as codec_eval
 from pipelines.evaluation.codec import si_snr
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run fastest on one thread, and oversubscribed OpenMP threads on a shared machine can
-    slow them down tenfold; restore the previous setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_si_snr_is_scale_invariant_and_orders_distortions() -> None:
     generator = torch.Generator().manual_seed(0)
     reference = torch.randn(2, 1, 4000, generator=generator)

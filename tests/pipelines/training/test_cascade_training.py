@@ -45,14 +45,6 @@ class ClockTokenizer(AudioTokenizer):
         return torch.stack([(base + 3 * level) % 128 for level in range(self._codebooks)], dim=1)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cascade_cache")

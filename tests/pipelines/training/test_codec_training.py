@@ -18,16 +18,6 @@ from pipelines.training import codec as codec_training
 from pipelines.training.codec import CodecTrainOptions, CodecTrainResult, train_codec
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run fastest on one thread, and oversubscribed OpenMP threads on a shared machine can
-    slow them down tenfold; restore the previous setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def tone_folder(tmp_path_factory) -> Path:
     """Three 1-second stereo 44.1 kHz files of harmonic tones (with a silent start), like corpus stems."""

@@ -15,15 +15,6 @@ from pipelines.errors import SingsongError
 from pipelines.training.semantic import SemanticTrainingConfig, register, train_semantic_tokenizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread_torch():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a busy machine (restored after)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="singsong")
     top = parser.add_subparsers(dest="group")
