@@ -3,7 +3,7 @@
 
 Streams: vocal and instrumental semantic tokens, 1 x 1024 codes at 25 Hz; codec 8 levels x 1024 codes at
 50 Hz, 3 of them coarse (the default codec). Each stage is the default trunk of `singsong train cascade`
-(d_model 256, 4 layers, 4 query heads, 2 key/value heads, MLP 1024) with default windows (10 s; fine 3 s),
+(d_model 256, 3 layers, 4 query heads, 2 key/value heads, MLP 1024) with default windows (10 s; fine 3 s),
 featurisation S, top-k 250, guidance off (`--guidance 3` doubles the batch).
 
 RTF = compute seconds / audio seconds. For a batch of B vocals of D seconds two figures are printed:
@@ -11,6 +11,10 @@ RTF = compute seconds / audio seconds. For a batch of B vocals of D seconds two 
 seconds / (B * D) (machine time per second of audio produced), both from the median wall time over
 `--repeats` runs; `min` is the fastest run and `cpu` the process CPU time (all threads), which a shared
 machine's load inflates less than wall time. Tokens/s counts every sampled code.
+
+`--model DIR` also times the whole `singsong accompany` path of a real model directory on the bundled example
+vocal (looped to each length): featurise (noise + melody/semantic tokens), generate, codec decode, resample
+and mix, with each part's share.
 
 `--compare-decoders` also times one decoding step of our decoder (static KV cache + SDPA) against
 `transformers`' `LlamaForCausalLM.generate` (dynamic and static caches) of the same size.
@@ -20,7 +24,8 @@ Threads: on a machine whose cores are shared with other jobs, OpenMP's busy-wait
 sets it (it must be set before torch loads), which makes 2 threads about as fast as 1 under load.
 
     .venv/bin/python benchmarks/cascade_rtf.py [--threads 2] [--seconds 10 30] [--batch 1 8]
-        [--back-ends delay cascade] [--repeats 1] [--compare-decoders] [--d-model 256 --layers 4 --heads 4 --kv-heads 2]
+        [--back-ends delay cascade] [--repeats 1] [--compare-decoders] [--d-model 256 --layers 3 --heads 4 --kv-heads 2]
+        [--model models/checkpoints/default]
 """
 
 from __future__ import annotations
@@ -107,6 +112,46 @@ def time_generation(cascade: Cascade, seconds: float, batch: int, sampling: Samp
     }
 
 
+EXAMPLE_VOCAL = Path(__file__).resolve().parents[1] / "pipelines" / "inference" / "examples" / "vocal.flac"
+
+
+def time_accompany(model_dir: Path, seconds: float, batch: int) -> dict[str, float]:
+    """Wall seconds of `Accompanist.accompany_batch` on `batch` copies of the looped example vocal, by part."""
+    import numpy as np
+
+    from pipelines.audio import Audio, load_audio
+    from pipelines.inference.accompanist import Accompanist
+    from pipelines.inference.engine import GenerationOptions
+
+    accompanist = Accompanist.from_pretrained(model_dir)
+    example = load_audio(EXAMPLE_VOCAL)
+    frames = round(seconds * example.sample_rate)
+    vocal = Audio(np.resize(example.samples, (example.channels, frames)), example.sample_rate)
+    parts: dict[str, float] = {}
+
+    def timed(obj: object, attribute: str, name: str) -> None:
+        original = getattr(obj, attribute)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            out = original(*args, **kwargs)
+            parts[name] = parts.get(name, 0.0) + time.perf_counter() - start
+            return out
+
+        setattr(obj, attribute, wrapper)
+
+    timed(accompanist, "featurize", "featurize")
+    timed(accompanist.cascade, "generate", "generate")
+    timed(accompanist.codec, "decode", "decode")
+    accompanist.accompany_batch([vocal], [GenerationOptions(seed=0)])  # warm-up
+    parts.clear()
+    start = time.perf_counter()
+    accompanist.accompany_batch([vocal] * batch, [GenerationOptions(seed=i) for i in range(batch)])
+    total = time.perf_counter() - start
+    parts["resample+mix"] = total - sum(parts.values())
+    return {"seconds": total, **parts}
+
+
 def decoder_step_ms(batch: int, trunk: TransformerConfig, prompt: int = 100, new: int = 300) -> dict[str, float]:
     """ms per sampled token: our decoder (one 1024-code head, top-k 250) vs HF Llama `generate`."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -160,6 +205,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--heads", type=int, default=None)
     parser.add_argument("--kv-heads", type=int, default=None, help="0 = one per query head")
+    parser.add_argument("--model", type=Path, default=None, help="also time `accompany` with this model directory")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     trunk = trunk_from(args)
@@ -194,6 +240,19 @@ def main() -> None:
                     f"{back_end:8s} {seconds:4.0f}s {batch:5d} {wall:5.1f}s {fastest['seconds']:5.1f}s {cpu:5.1f}s "
                     f"{wall / seconds:11.3f} {wall / (seconds * batch):8.3f} {fastest['tokens'] / wall:8.0f} "
                     f"{wall / fastest['steps'] * 1e3:7.2f}  {stages}",
+                    flush=True,
+                )
+    if args.model is not None:
+        print(f"# singsong accompany, {args.model} (featurise + generate + decode + mix), top-k 250")
+        print(f"{'audio':>5s} {'batch':>5s} {'wall':>6s} {'latency RTF':>11s} {'thru RTF':>8s}  share of the time")
+        for seconds in args.seconds:
+            for batch in args.batch:
+                timing = time_accompany(args.model, seconds, batch)
+                wall = timing.pop("seconds")
+                shares = " ".join(f"{k} {v / wall:.0%}" for k, v in timing.items())
+                print(
+                    f"{seconds:4.0f}s {batch:5d} {wall:5.1f}s {wall / seconds:11.3f} {wall / (seconds * batch):8.3f}  "
+                    f"{shares}",
                     flush=True,
                 )
 

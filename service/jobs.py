@@ -36,7 +36,7 @@ class JobOptions(BaseModel):
 
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random if omitted; reported back")
     temperature: float = Field(1.0, gt=0.0, le=5.0)
-    top_k: int = Field(0, ge=0, le=100_000)
+    top_k: int = Field(250, ge=0, le=100_000)
     top_p: float = Field(0.0, ge=0.0, le=1.0)
     guidance_scale: float = Field(1.0, ge=0.0, le=20.0)
     takes: int = Field(1, ge=1, le=16, description="independent accompaniments (download with ?take=N)")

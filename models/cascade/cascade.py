@@ -158,12 +158,18 @@ class Cascade:
         stages = {name: StageLM.from_pretrained(directory / name, device=device) for name in info["stages"]}
         return cls(stages, acoustic=acoustic or info.get("acoustic"))
 
-    def save_pretrained(self, directory: str | Path, *, notes: Mapping[str, Any] | None = None) -> Path:
+    def save_pretrained(
+        self,
+        directory: str | Path,
+        *,
+        notes: Mapping[str, Any] | None = None,
+        weights_dtype: torch.dtype | None = None,
+    ) -> Path:
         """Write every stage and `cascade.json` (atomically per stage; `cascade.json` last)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for name, stage in self.stages.items():
-            stage.save_pretrained(directory / name)
+            stage.save_pretrained(directory / name, weights_dtype=weights_dtype)
         info = {
             "format_version": CASCADE_FORMAT_VERSION,
             "featurization": self.featurization,
@@ -279,11 +285,13 @@ def build_cascade(
     fine: str | Path | None = None,
     delay: str | Path | None = None,
     featurization: str | None = None,
+    weights_dtype: torch.dtype | None = None,
 ) -> Cascade:
     """Assemble trained stages (run directories or stage checkpoints) into the model directory `out`.
 
     Needs `semantic` and `coarse` + `fine` and/or `delay`. `featurization`, when given, must be the one the
-    stages were trained with (a guard against mixing runs).
+    stages were trained with (a guard against mixing runs). `weights_dtype` (e.g. `torch.float16`) stores
+    the weights at that precision.
     """
     paths = {"semantic": semantic, "coarse": coarse, "fine": fine, "delay": delay}
     stages: dict[str, StageLM] = {}
@@ -305,5 +313,5 @@ def build_cascade(
         )
     # What training did to the vocal condition, per stage: the inference featuriser should match it.
     noise = {name: stage.training_notes.get("condition_noise", {}) for name, stage in stages.items()}
-    cascade.save_pretrained(out, notes={"condition_noise": noise})
+    cascade.save_pretrained(out, notes={"condition_noise": noise}, weights_dtype=weights_dtype)
     return cascade

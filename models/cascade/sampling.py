@@ -136,5 +136,15 @@ class Sampler:
         noise = self.uniforms(*logits.shape[1:])  # drawn even when greedy: keeps the streams aligned
         if self.config.temperature <= 0:
             return logits.argmax(dim=-1)
+        config = self.config
+        if 0 < config.top_k < logits.shape[-1] and not 0.0 < config.top_p < 1.0:
+            # Top-k alone: only the k candidates need noise (the same values the full path would add to them),
+            # which skips the -inf fill and most of the logarithms. Differs from the full path only on exact
+            # ties at the k-th logit, which the full path keeps.
+            scores, candidates = torch.topk(logits.float(), config.top_k, dim=-1, sorted=False)
+            if config.temperature != 1.0:
+                scores = scores / config.temperature
+            scores = scores + noise.gather(-1, candidates).log_().neg_().log_().neg_()
+            return candidates.gather(-1, scores.argmax(dim=-1, keepdim=True)).squeeze(-1)
         gumbel = noise.log_().neg_().log_().neg_()  # -log(-log(u)); u = 0 gives -inf: that token never wins
-        return (filter_logits(logits.float(), self.config) + gumbel).argmax(dim=-1)
+        return (filter_logits(logits.float(), config) + gumbel).argmax(dim=-1)

@@ -381,7 +381,7 @@ class StageLM(nn.Module):
                 if scale is not None:
                     step_input = torch.cat([step_input, step_input])
                 position = start + index + 1
-                hidden = self.transformer(step_input, cache=cache, rotation=rotation[position : position + 1])
+                hidden = self.transformer.step(step_input, cache, rotation[position : position + 1])
         return unflatten_frames(out, levels)
 
     def _generate_delay(
@@ -421,7 +421,7 @@ class StageLM(nn.Module):
                 if scale is not None:
                     step_input = torch.cat([step_input, step_input])
                 position = start + step + 1
-                hidden = self.transformer(step_input, cache=cache, rotation=rotation[position : position + 1])
+                hidden = self.transformer.step(step_input, cache, rotation[position : position + 1])
         return undo_delay_pattern(delayed)
 
     def generation_steps(self, num_frames: int) -> int:
@@ -477,11 +477,20 @@ class StageLM(nn.Module):
 
     # ---- checkpoints -------------------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-        """Write a `cascade_stage` checkpoint; `extra` defaults to the notes the stage was loaded with."""
+    def save_pretrained(
+        self, directory: str | Path, *, extra: dict[str, Any] | None = None, weights_dtype: torch.dtype | None = None
+    ) -> Path:
+        """Write a `cascade_stage` checkpoint; `extra` defaults to the notes the stage was loaded with.
+
+        `weights_dtype` (e.g. `torch.float16`) stores floating-point weights at that precision, half the
+        bytes for a shipped model; loading casts them back to the model's dtype.
+        """
         notes = self.training_notes if extra is None else extra
+        tensors = self.state_dict()
+        if weights_dtype is not None:
+            tensors = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         return save_checkpoint(
-            directory, kind=CHECKPOINT_KIND, config=self.config.to_dict(), tensors=self.state_dict(), extra=notes
+            directory, kind=CHECKPOINT_KIND, config=self.config.to_dict(), tensors=tensors, extra=notes
         )
 
     @classmethod

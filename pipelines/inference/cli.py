@@ -21,7 +21,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                         help="model directory (default: $SINGSONG_MODEL or the shipped default model)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--top-k", type=int, default=250, help="0 = sample from the whole vocabulary")
     parser.add_argument("--top-p", type=float, default=0.0)
     parser.add_argument("--guidance-scale", type=float, default=1.0, help="classifier-free guidance (1 = off)")
     parser.add_argument("--takes", type=int, default=1, help="independent accompaniments; files get a -takeN suffix")

@@ -31,7 +31,7 @@ class GenerationOptions:
 
     seed: int | None = None  # None: a random seed, reported back in the result
     temperature: float = 1.0
-    top_k: int = 0  # 0: no top-k filtering
+    top_k: int = 250  # 0: no top-k filtering; 250 as MusicGen samples codec tokens
     top_p: float = 0.0  # 0: no nucleus filtering
     guidance_scale: float = 1.0  # classifier-free guidance; 1 = conditional model only
     takes: int = 1  # independent accompaniments for the same vocal

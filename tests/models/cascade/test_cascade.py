@@ -55,6 +55,27 @@ def test_save_and_load_round_trip_gives_identical_generation(tmp_path):
     assert torch.equal(cascade.generate(vocal, 30, sampling, [1, 2]), loaded.generate(vocal, 30, sampling, [1, 2]))
 
 
+def test_half_precision_storage_halves_the_files_and_loads_as_float32(tmp_path):
+    from safetensors import safe_open
+
+    cascade = _cascade("delay")
+    cascade.save_pretrained(tmp_path / "full")
+    cascade.save_pretrained(tmp_path / "half", weights_dtype=torch.float16)
+    full_size = (tmp_path / "full" / "delay" / "model.safetensors").stat().st_size
+    half_size = (tmp_path / "half" / "delay" / "model.safetensors").stat().st_size
+    assert half_size < 0.55 * full_size
+    with safe_open(tmp_path / "half" / "delay" / "model.safetensors", "pt") as stored:
+        assert {stored.get_tensor(k).dtype for k in stored.keys()} == {torch.float16}  # noqa: SIM118
+    loaded = Cascade.from_pretrained(tmp_path / "half")
+    for name, stage in loaded.stages.items():
+        for key, value in stage.state_dict().items():
+            original = cascade.stages[name].state_dict()[key]
+            assert value.dtype == torch.float32
+            assert torch.equal(value, original.half().float())  # exactly the rounded weights, nothing else
+    codes = loaded.generate(_vocal(1, 0.6), 30, SamplingConfig(top_k=8), [1])
+    assert codes.shape == (1, 4, 30)
+
+
 def test_build_cascade_assembles_run_directories(tmp_path):
     for i, name in enumerate(["semantic", "coarse", "fine", "delay"]):
         make_stage(name, seed=i).save_pretrained(tmp_path / f"run_{name}" / "model", extra={"step": 7})

@@ -36,6 +36,18 @@ def test_sampling_follows_the_distribution_and_never_picks_filtered_tokens():
     assert (greedy == 1).all()
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_the_top_k_fast_path_draws_the_same_tokens_as_filtering_the_whole_vocabulary(temperature):
+    logits = torch.randn(3, 40, 64)
+    config = SamplingConfig(top_k=9, temperature=temperature)
+    fast = Sampler(config, [5, 6, 7]).sample(logits)
+    reference = Sampler(config, [5, 6, 7])
+    noise = reference.uniforms(40, 64).log_().neg_().log_().neg_()
+    assert torch.equal(fast, (filter_logits(logits, config) + noise).argmax(-1))
+    ranks = (logits > logits.gather(-1, fast[..., None])).sum(-1)
+    assert ranks.max() < 9 and ranks.float().mean() > 1  # always among the k best, not always the best
+
+
 def test_each_row_draws_from_its_own_seed():
     logits = torch.randn(1, 30, 16).expand(3, 30, 16)
     together = Sampler(SamplingConfig(), [11, 12, 13]).sample(logits)

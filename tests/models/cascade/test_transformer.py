@@ -23,6 +23,31 @@ def test_incremental_decoding_with_the_kv_cache_matches_the_full_forward(config)
     assert cache.keys[0].shape == (3, config.kv_heads, 16, config.head_dim)
 
 
+@pytest.mark.parametrize("config", [TINY, TransformerConfig(32, 2, 4, num_kv_heads=1)], ids=["mha", "gqa"])
+def test_the_functional_decoding_step_matches_forward_with_the_cache(config):
+    torch.manual_seed(0)
+    model = Transformer(config).eval()
+    x = torch.randn(2, 9, config.d_model)
+    positions = torch.tensor([0.0, 2, 4, 0, 1, 2, 3, 4, 5])
+    rotation = model.rotary(positions)
+    reference, fast = model.new_cache(2, 9), model.new_cache(2, 9)
+    with torch.inference_mode():
+        model(x[:, :6], cache=reference, rotation=rotation[:6])
+        model(x[:, :6], cache=fast, rotation=rotation[:6])
+        for i in range(6, 9):
+            expected = model(x[:, i : i + 1], cache=reference, rotation=rotation[i : i + 1])
+            got = model.step(x[:, i : i + 1], fast, rotation[i : i + 1])
+            assert torch.allclose(got, expected, atol=1e-6)
+        assert fast.length == reference.length == 9
+        for layer in range(config.num_layers):
+            assert torch.allclose(fast.keys[layer], reference.keys[layer], atol=1e-6)
+            assert torch.allclose(fast.values[layer], reference.values[layer], atol=1e-6)
+        with pytest.raises(ValueError, match="full"):
+            model.step(x[:, :1], fast, rotation[:1])
+        with pytest.raises(ValueError, match="one position"):
+            model.step(x[:, :2], fast, rotation[:2])
+
+
 def test_rotary_attention_depends_on_position_differences_only():
     """Shifting every position (a later window, a longer prefix) leaves the outputs unchanged."""
     torch.manual_seed(0)

@@ -209,7 +209,11 @@ def test_cli_trains_stages_assembles_and_evaluates_a_model(cache_dir, tmp_path, 
     )
     assert args.handler(args) == 0
     assert "semantic" in capsys.readouterr().out
-    assert set(json.loads((tmp_path / "e.json").read_text())) == {"semantic", "delay"}
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert set(report) == {"semantic", "delay"}
+    for stage in ("semantic", "delay"):  # both depend on the vocal: scored with another window's vocal too
+        assert np.isfinite(report[stage]["valid/loss_ce_other_vocal"])
+        assert report[stage]["valid/loss_ce_other_vocal"] != report[stage]["valid/loss_ce"]
 
     cascade = Cascade.from_pretrained(model)
     assert cascade.stream_specs()["instrumental.fine"] == {"codebooks": 2, "cardinality": 128, "frame_rate": 50.0}
