@@ -35,6 +35,7 @@ COMMAND_MODULES: list[str] = [
     "pipelines.training.semantic",
     "pipelines.training.cascade",
     "pipelines.evaluation.codec",
+    "pipelines.evaluation.accompaniment",
     "pipelines.tokens.cli",
     "pipelines.inference.cli",
     "pipelines.batch",
