@@ -95,6 +95,14 @@ class Accompanist(AccompanimentEngine):
             raise ModelDirectoryError(f"no tokenizer for condition stream {stream!r}")
         return tokenizer
 
+    def _trained_on_noisy(self, stream: str) -> bool:
+        """Whether any stage's training notes say `stream` was read from its noisy twin."""
+        for stage in self.cascade.stages.values():
+            note = stage.training_notes.get("condition_noise", {}).get(stream, {})
+            if float(note.get("probability", 0.0)) > 0:
+                return True
+        return False
+
     def featurize(self, vocals: Sequence[Audio], seeds: Sequence[int]) -> dict[str, torch.Tensor]:
         """Condition tokens `{stream: [B, K, F]}` for the cascade (noise added as the model was trained)."""
         streams = list(self.cascade.condition_streams)
@@ -102,9 +110,12 @@ class Accompanist(AccompanimentEngine):
         by_rate: dict[tuple[int, bool], torch.Tensor] = {}
         for stream in streams:
             tokenizer = self._tokenizer_for(stream)
-            # Training read the noisy twins of the semantic and melody streams (the token cache has no noisy
-            # twin of the vocal's acoustic tokens), so only those see noise here too.
-            noisy = self.vocal_noise_snr_db is not None and not stream.endswith(".coarse")
+            # Semantic and melody streams always get the noise (training reads their noisy twins). The vocal's
+            # acoustic tokens get it when training did: caches made before `vocals.coarse_noisy` existed had
+            # only clean ones, and a model trained on those must see clean ones here too.
+            noisy = self.vocal_noise_snr_db is not None and (
+                not stream.endswith(".coarse") or self._trained_on_noisy(stream)
+            )
             rate = tokenizer.sample_rate
             key = (rate, noisy)
             if key not in by_rate:

@@ -72,6 +72,7 @@ def default_streams(num_coarse_levels: int, vocal_noise_snr_db: float = 20.0) ->
         StreamSpec("vocals.semantic", "vocals", "semantic"),
         StreamSpec("vocals.semantic_noisy", "vocals", "semantic", noise_snr_db=vocal_noise_snr_db),
         StreamSpec("vocals.coarse", "vocals", "codec", 0, num_coarse_levels),
+        StreamSpec("vocals.coarse_noisy", "vocals", "codec", 0, num_coarse_levels, noise_snr_db=vocal_noise_snr_db),
         StreamSpec("vocals.melody", "vocals", "melody"),
         StreamSpec("vocals.melody_noisy", "vocals", "melody", noise_snr_db=vocal_noise_snr_db),
         StreamSpec("instrumental.semantic", "instrumental", "semantic"),

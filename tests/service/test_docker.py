@@ -50,6 +50,8 @@ def test_compose_file_is_valid():
     for name in ("api", "worker"):
         assert "storage:/data/storage" in services[name]["volumes"][0]
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # the worker serves the real cascade model (the one shipped in the image unless SINGSONG_MODEL_DIR says)
+    assert services["worker"]["environment"]["SINGSONG_ENGINE"] == "pipelines.inference.accompanist:load_engine"
 
 
 def test_cpu_override_is_valid_and_drops_the_gpu():
@@ -57,4 +59,5 @@ def test_cpu_override_is_valid_and_drops_the_gpu():
     assert services["worker"]["profiles"] == ["gpu"]  # not started by a plain `up`
     assert "deploy" not in services["worker-cpu"]
     assert services["worker-cpu"]["environment"]["SINGSONG_DEVICE"] == "cpu"
+    assert services["worker-cpu"]["environment"]["SINGSONG_ENGINE"] == "pipelines.inference.accompanist:load_engine"
     assert services["api"]["build"]["args"]["VARIANT"] == "cpu"

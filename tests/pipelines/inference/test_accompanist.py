@@ -43,6 +43,7 @@ def _make_model(directory, featurization_streams=("vocals.melody",)):
         "vocals.melody": StreamInfo("vocals.melody", 1, melody.cardinality, melody.frame_rate),
         "vocals.semantic": StreamInfo("vocals.semantic", 1, semantic.cardinality, semantic.frame_rate),
         "instrumental.semantic": StreamInfo("instrumental.semantic", 1, semantic.cardinality, semantic.frame_rate),
+        "vocals.coarse": StreamInfo("vocals.coarse", codec.num_coarse_levels, codec.cardinality, codec.frame_rate),
         "instrumental.coarse": StreamInfo("instrumental.coarse", codec.num_coarse_levels, codec.cardinality,
                                           codec.frame_rate),
         "instrumental.fine": StreamInfo("instrumental.fine", codec.num_codebooks - codec.num_coarse_levels,
@@ -137,3 +138,17 @@ def test_assemble_command_writes_a_complete_model_directory(model_dir, tmp_path,
     engine = Accompanist.from_pretrained(out)  # M featurisation needs no semantic tokenizer at inference
     take = engine.accompany(Audio(_tone(1.0, 16000), 16000), GenerationOptions(seed=2))[0]
     assert take.accompaniment.shape == (1, 16000)
+
+
+def test_vocal_acoustic_tokens_get_noise_only_when_training_read_noisy_ones(tmp_path):
+    engine = Accompanist.from_pretrained(_make_model(tmp_path / "sa", ("vocals.semantic", "vocals.coarse")))
+    assert engine.cascade.featurization == "SA"
+    clean_engine = Accompanist(engine.cascade, engine.codec, engine.semantic, vocal_noise_snr_db=None)
+    vocal = Audio(_tone(1.5, 16000), 16000)
+    clean = clean_engine.featurize([vocal], [0])["vocals.coarse"]
+    assert torch.equal(engine.featurize([vocal], [0])["vocals.coarse"], clean)  # no note: trained on clean ones
+    for stage in engine.cascade.stages.values():
+        note = {"stream": "vocals.coarse_noisy", "probability": 1.0}
+        stage.training_notes = {"condition_noise": {"vocals.coarse": note}}
+    noisy = engine.featurize([vocal], [0])["vocals.coarse"]
+    assert noisy.shape == clean.shape and not torch.equal(noisy, clean)

@@ -28,6 +28,11 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("tokens")
     generate_corpus(root / "corpus", CorpusSettings(songs=3, seconds=3.0, seed=5, format="wav"), progress=False)
     codec = build_codec(get_preset("tiny")).eval()
+    # Untrained EMA codebooks are empty and get initialised by whatever audio is encoded first, which would
+    # make codes depend on the order of encodes: initialise them from the corpus once, as training does.
+    first_mixture = next((root / "corpus").glob("*/song_*/mixture.wav"))
+    mixture = load_audio(first_mixture, sample_rate=codec.sample_rate, channels=1)
+    codec.init_codebooks(torch.from_numpy(mixture.samples)[None])
     codec.save_pretrained(root / "codec")
     extractor = BuiltinFeatureExtractor()
     vocal = load_audio(next((root / "corpus").glob("*/song_*/vocals.wav")), sample_rate=16000, channels=1)
@@ -74,6 +79,9 @@ def test_cache_holds_every_stream_with_the_right_shapes(setup, tmp_path):
     # Noise changes the vocal semantic tokens somewhere but not everywhere.
     clean, noisy = cache.tokens(index, "vocals.semantic"), cache.tokens(index, "vocals.semantic_noisy")
     assert 0 < np.mean(clean != noisy) < 1
+    # ... and so it does to the vocal's coarse acoustic tokens (SingSong's SA featurisation reads noisy ones).
+    clean, noisy = cache.tokens(index, "vocals.coarse"), cache.tokens(index, "vocals.coarse_noisy")
+    assert clean.shape == noisy.shape and np.mean(clean != noisy) > 0
 
 
 def test_interrupted_build_resumes_without_duplicates(setup, tmp_path):
