@@ -15,6 +15,8 @@ SingSong's noisy-vocal augmentation `--noise-prob`, bf16 autocast on CUDA, DDP w
 A run directory holds::
 
     RUN_DIR/model/             stage checkpoint (`StageLM.from_pretrained`) + resumable training state
+    RUN_DIR/best/              the stage checkpoint with the lowest validation loss so far (no training state):
+                               on a small corpus the latest one may already be past its best
     RUN_DIR/tensorboard/       scalars: loss/ce, loss/level_k, metrics/accuracy, valid/*, train/lr, ...
     RUN_DIR/history.jsonl      the logged scalars, one JSON object per logging step
     RUN_DIR/train_args.json    the arguments of the latest invocation
@@ -270,8 +272,24 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
     history = (out / "history.jsonl").open("a") if dist.main else None
     valid_log: list[dict[str, float]] = []
     last_valid: dict[str, float] = {}
+    best_dir = out / "best"
+    best_loss = math.inf
+    if best_dir.is_dir():  # a resumed run keeps its best so far
+        best_valid = read_checkpoint_config(best_dir).get("extra", {}).get("valid", {})
+        best_loss = float(best_valid.get("valid/loss_ce", math.inf))
+
+    def notes() -> dict[str, Any]:
+        return {
+            "step": step,
+            "train_options": json.loads(json.dumps(asdict(options), default=str)),
+            "cache": str(options.cache),
+            "condition_noise": noise_note,
+            "window_seconds_trained": train_data.window_seconds,
+            "valid": dict(last_valid),
+        }
 
     def validate() -> None:
+        nonlocal best_loss
         if not valid_batches:
             return
         scalars = evaluate(model, valid_batches, device, amp=use_amp)
@@ -282,19 +300,14 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
             writer.add_scalar(key, value, step)
         history.write(json.dumps({"step": step, **scalars}) + "\n")
         history.flush()
+        if scalars["valid/loss_ce"] < best_loss:
+            best_loss = scalars["valid/loss_ce"]
+            model.save_pretrained(best_dir, extra=notes())
 
     def save() -> None:
         if not dist.main:
             return
-        notes = {
-            "step": step,
-            "train_options": json.loads(json.dumps(asdict(options), default=str)),
-            "cache": str(options.cache),
-            "condition_noise": noise_note,
-            "window_seconds_trained": train_data.window_seconds,
-            "valid": dict(last_valid),
-        }
-        model.save_pretrained(model_dir, extra=notes)
+        model.save_pretrained(model_dir, extra=notes())
         save_training_state(model_dir, model=model, optimizer=optimizer, scheduler=scheduler, step=step)
         writer.flush()
 

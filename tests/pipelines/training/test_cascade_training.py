@@ -124,6 +124,9 @@ def test_training_lowers_the_loss_validates_saves_and_resumes(cache_dir, tmp_pat
     assert first.valid[-1]["valid/loss_ce"] < first.valid[0]["valid/loss_ce"]
     checkpoint = load_checkpoint(run / "model", kind="cascade_stage")
     assert checkpoint.extra["step"] == 40 and has_training_state(run / "model")
+    best = load_checkpoint(run / "best", kind="cascade_stage")  # the lowest validation loss, without state
+    assert best.extra["valid"]["valid/loss_ce"] == min(v["valid/loss_ce"] for v in first.valid)
+    assert best.extra["step"] in (20, 40) and not has_training_state(run / "best")
     assert checkpoint.extra["condition_noise"] == {
         "vocals.semantic": {"stream": "vocals.semantic_noisy", "probability": 1.0}
     }
