@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job. Until the default accompaniment model ships, it renders a small synthetic corpus:
-# 5 songs of 20 s with stems, MIDI and metadata, into out/demo-corpus/ (reruns skip finished songs).
+# The main job: accompany the bundled example vocal with the shipped default model.
+# Writes out/demo/song.wav (vocal + generated accompaniment) and out/demo/stems/{accompaniment,vocals}.wav.
+# Extra arguments go to `singsong accompany` (e.g. --seed 7 --takes 2 --temperature 0.9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-.venv/bin/singsong corpus synth --out out/demo-corpus --songs 5 --seconds 20 --seed 0 "$@"
+.venv/bin/singsong accompany pipelines/inference/examples/vocal.flac -o out/demo/song.wav --stems out/demo/stems \
+    --seed 1 "$@"

@@ -139,8 +139,12 @@ def evaluate_accompaniment(
     seed: int = 0,
     device: str = "cpu",
     batch_size: int = 8,
+    sampling: dict[str, float] | None = None,
 ) -> AccompanimentReport:
-    """Accompany every song's vocal (its first `seconds`) and score it as the module docstring describes."""
+    """Accompany every song's vocal (its first `seconds`) and score it as the module docstring describes.
+
+    `sampling`: `GenerationOptions` fields (temperature, top_k, top_p, guidance_scale) for every song.
+    """
     import torch
     from tqdm import tqdm
 
@@ -169,7 +173,7 @@ def evaluate_accompaniment(
     generated: list[np.ndarray] = []
     for start in tqdm(range(0, len(vocals), batch_size), desc="accompanying", unit="batch"):
         chunk = vocals[start : start + batch_size]
-        options = [GenerationOptions(seed=seed + start + i) for i in range(len(chunk))]
+        options = [GenerationOptions(seed=seed + start + i, **(sampling or {})) for i in range(len(chunk))]
         for vocal, takes in zip(chunk, accompanist.accompany_batch(chunk, options), strict=True):
             generated.append(resample(takes[0].accompaniment.mean(axis=0), vocal.sample_rate, rate))
 
@@ -210,6 +214,7 @@ def _run(args: argparse.Namespace) -> int:
         max_songs=args.max_songs,
         seed=args.seed,
         device=resolve_device(args.device),
+        sampling={"temperature": args.temperature, "top_k": args.top_k, "guidance_scale": args.guidance_scale},
     )
     summary = report.summary()
     print(f"{summary['songs']} songs of split {args.split!r}, first {args.seconds:g} s of each")
@@ -237,6 +242,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of each vocal to accompany")
     parser.add_argument("--max-songs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=250)
+    parser.add_argument("--guidance-scale", type=float, default=1.0, help="classifier-free guidance (1 = off)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--json", default=None, help="also write the per-song scores to this JSON file")
     parser.set_defaults(handler=_run)
