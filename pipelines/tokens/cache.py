@@ -29,7 +29,7 @@ import logging
 import os
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +79,20 @@ def default_streams(num_coarse_levels: int, vocal_noise_snr_db: float = 20.0) ->
         StreamSpec("instrumental.coarse", "instrumental", "codec", 0, num_coarse_levels),
         StreamSpec("instrumental.fine", "instrumental", "codec", num_coarse_levels, None),
     ]
+
+
+def existing_streams(directory: str | Path) -> list[StreamSpec] | None:
+    """The streams an existing cache was started with (None when `directory` holds no cache yet).
+
+    Resuming keeps them, so that adding songs to a cache made by an older version (before a new default
+    stream such as `vocals.coarse_noisy`) continues it instead of refusing it.
+    """
+    path = Path(directory) / INFO_NAME
+    if not path.is_file():
+        return None
+    streams = json.loads(path.read_text()).get("streams", {})
+    keys = {f.name for f in fields(StreamSpec)}
+    return [StreamSpec(**{k: v for k, v in spec.items() if k in keys}) for spec in streams.values()]
 
 
 @dataclass(frozen=True)

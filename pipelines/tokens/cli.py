@@ -32,6 +32,7 @@ def _build(args: argparse.Namespace) -> int:
         TokenCacheWriter,
         build_token_cache,
         default_streams,
+        existing_streams,
         pair_sources,
         tokenizer_fingerprint,
     )
@@ -40,11 +41,19 @@ def _build(args: argparse.Namespace) -> int:
     codec = load_tokenizer(args.codec, device=args.device)
     semantic = load_tokenizer(args.semantic, device=args.device)
     coarse = args.coarse_levels or getattr(codec, "num_coarse_levels", None) or min(3, codec.num_codebooks)
+    streams = default_streams(coarse, args.vocal_noise_snr)
+    resumed = existing_streams(args.out)
+    if resumed is not None:
+        added = sorted({s.name for s in streams} - {s.name for s in resumed})
+        if added:
+            print(f"{args.out}: continuing the existing cache with its own streams (not adding {', '.join(added)}; "
+                  "build a new cache to get them)")
+        streams = resumed
     writer = TokenCacheWriter(
         args.out,
         semantic=semantic,
         codec=codec,
-        streams=default_streams(coarse, args.vocal_noise_snr),
+        streams=streams,
         fingerprints={"codec": tokenizer_fingerprint(codec, args.codec),
                       "semantic": tokenizer_fingerprint(semantic, args.semantic)},
         device=args.device,

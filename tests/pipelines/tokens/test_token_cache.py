@@ -139,3 +139,21 @@ def test_cli_builds_a_cache(setup, tmp_path, capsys):
     assert main(["tokens", "build", "--data", str(tmp_path / "nope"), "--codec", str(root / "codec"),
                  "--semantic", str(root / "semantic"), "--out", str(tmp_path / "c")]) == 2
     assert "manifest does not exist" in capsys.readouterr().err
+
+
+def test_cli_continues_a_cache_started_with_other_streams(setup, tmp_path, capsys):
+    root, codec, semantic = setup
+    old_streams = [s for s in default_streams(codec.num_coarse_levels) if s.name != "vocals.coarse_noisy"]
+    writer = TokenCacheWriter(
+        tmp_path / "c", semantic=semantic, codec=codec, streams=old_streams,
+        fingerprints={"codec": tokenizer_fingerprint(codec, root / "codec"),
+                      "semantic": tokenizer_fingerprint(semantic, root / "semantic")},
+    )
+    items = pair_sources(root / "corpus")
+    writer.add(items[0])  # a cache made before vocals.coarse_noisy existed, one song in
+    code = main(["tokens", "build", "--data", str(root / "corpus"), "--codec", str(root / "codec"),
+                 "--semantic", str(root / "semantic"), "--out", str(tmp_path / "c"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "not adding vocals.coarse_noisy" in out and "encoded 2, skipped 1" in out
+    cache = TokenCache(tmp_path / "c")
+    assert len(cache) == 3 and "vocals.coarse_noisy" not in cache.streams
