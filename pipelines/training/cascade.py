@@ -419,6 +419,10 @@ def evaluate_model(
     from pipelines.tokens.reader import TokenCache
     from pipelines.training.cascade_data import WindowSampler
 
+    if (Path(model_dir) / "singsong.json").is_file():  # a complete model directory: its cascade part
+        from pipelines.inference.model_dir import read_manifest
+
+        model_dir = Path(model_dir) / read_manifest(model_dir).cascade
     cascade = Cascade.from_pretrained(model_dir, device=resolve_device(device))
     cache = TokenCache(cache_dir)
     results = {}
@@ -587,7 +591,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="teacher-forced loss/accuracy of every stage of a cascade model on a token cache split",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    evaluation.add_argument("--model", required=True, help="cascade model directory")
+    evaluation.add_argument("--model", required=True, help="model directory (or its cascade/ part)")
     evaluation.add_argument("--cache", required=True, help="token cache directory")
     evaluation.add_argument("--split", default="test")
     evaluation.add_argument("--batches", type=int, default=8)
