@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,19 @@ from pipelines.audio import Audio, resample, to_channels
 from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
 from pipelines.inference.mixing import MixSettings, mix
 from pipelines.inference.model_dir import ModelDirectoryError, check_compatibility, read_manifest
+
+
+@contextmanager
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """Run the block with `count` torch intra-op threads (None: leave the setting alone), then restore it."""
+    previous = torch.get_num_threads()
+    if count is not None and count != previous:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 def default_model_dir() -> Path:
@@ -54,7 +68,14 @@ class Accompanist(AccompanimentEngine):
         vocal_noise_snr_db: float | None = 20.0,
         mix_settings: MixSettings | None = None,
         device: str = "cpu",
+        generation_threads: int | None = 1,
     ) -> None:
+        """`generation_threads`: torch threads for the token-by-token generation on CPU (None: torch's own
+        setting). One decoding step of these small transformers is a chain of tiny matrix-vector products that
+        a second OpenMP thread only slows down: on the 2-core reference machine the default model generated
+        ~20% faster with 1 thread than with 2, at batch 1 and at batch 8 (`benchmarks/cascade_rtf.py
+        --threads 1|2`), while the codec's decoder, a convolution over the whole clip, keeps every thread.
+        """
         if not codec.can_decode:
             raise ModelDirectoryError("the model's codec cannot decode tokens to audio")
         self.cascade = cascade
@@ -64,6 +85,7 @@ class Accompanist(AccompanimentEngine):
         self.vocal_noise_snr_db = vocal_noise_snr_db
         self.mix_settings = mix_settings or MixSettings()
         self.device = device
+        self.generation_threads = generation_threads
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None, *, device: str = "cpu") -> Accompanist:
@@ -164,13 +186,17 @@ class Accompanist(AccompanimentEngine):
                 if progress is not None:
                     progress(min(1.0, (offset + fraction * size) / len(rows)))
 
-            codes = self.cascade.generate(
-                conditions,
-                num_acoustic_frames=num_frames,
-                sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance),
-                seeds=row_seeds,
-                progress=group_progress,
-            )
+            threads = self.generation_threads if torch.device(self.device).type == "cpu" else None
+            with intra_op_threads(threads):
+                codes = self.cascade.generate(
+                    conditions,
+                    num_acoustic_frames=num_frames,
+                    sampling=SamplingConfig(
+                        temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance
+                    ),
+                    seeds=row_seeds,
+                    progress=group_progress,
+                )
             with torch.inference_mode():
                 audio = self.codec.decode(codes.to(self.device)).float().cpu().numpy()  # [R, C_codec, T]
             for row_index, r in enumerate(members):

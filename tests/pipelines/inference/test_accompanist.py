@@ -152,3 +152,25 @@ def test_vocal_acoustic_tokens_get_noise_only_when_training_read_noisy_ones(tmp_
         stage.training_notes = {"condition_noise": {"vocals.coarse": note}}
     noisy = engine.featurize([vocal], [0])["vocals.coarse"]
     assert noisy.shape == clean.shape and not torch.equal(noisy, clean)
+
+
+def test_generation_runs_on_one_thread_and_restores_the_setting(model_dir, monkeypatch):
+    engine = Accompanist.from_pretrained(model_dir)
+    seen = []
+    original = engine.cascade.generate
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine.cascade, "generate", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        engine.accompany_batch([Audio(_tone(0.5, 16000), 16000)], [GenerationOptions(seed=1)])
+        assert seen == [1] and torch.get_num_threads() == 2
+        engine.generation_threads = None  # leave torch's setting alone
+        engine.accompany_batch([Audio(_tone(0.5, 16000), 16000)], [GenerationOptions(seed=1)])
+        assert seen == [1, 2]
+    finally:
+        torch.set_num_threads(before)
