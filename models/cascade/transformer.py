@@ -19,9 +19,9 @@ architecture is the usual modern GPT (nanoGPT / LLaMA lineage):
   `num_heads / num_kv_heads` (measured: -30% per step at batch 8 over 700 cached positions with 1 of 4).
 * **A static KV cache** (`KVCache`): keys/values preallocated once as `[B, Hkv, max_len, Dh]` per layer and
   written in place. A decoding step costs one forward of one position per row and never reallocates. On CPU
-  at the default size (d=256, 4 layers) a step is dominated by per-op overhead and weight reads, not by
-  FLOPs; this decoder measured ~1.8x faster per step than `transformers`' `LlamaForCausalLM.generate` of the
-  same size (`benchmarks/cascade_rtf.py --compare-decoders`).
+  at the default size (d=256, 3 layers) a step is dominated by per-op overhead and weight reads, not by
+  FLOPs; this decoder (with `Transformer.step`) measured 1.7-2.2x faster per step than `transformers`'
+  `LlamaForCausalLM.generate` of the same size (`benchmarks/cascade_rtf.py --compare-decoders`).
 
 `MultiStreamEmbedding` embeds a multi-codebook frame as the sum of one embedding per codebook (as MusicGen,
 Copet et al. 2023, does for its parallel codebooks); `MultiHead` holds one output projection per codebook
