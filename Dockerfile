@@ -43,6 +43,7 @@ WORKDIR /app
 RUN "$PYTHON" -m venv "$VIRTUAL_ENV" \
     && pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" "torch==2.13.0"
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY models ./models
 COPY pipelines ./pipelines
 COPY service ./service

@@ -119,7 +119,7 @@ def time_accompany(model_dir: Path, seconds: float, batch: int) -> dict[str, flo
     """Wall seconds of `Accompanist.accompany_batch` on `batch` copies of the looped example vocal, by part."""
     import numpy as np
 
-    from pipelines.audio import Audio, load_audio
+    from core.audio import Audio, load_audio
     from pipelines.inference.accompanist import Accompanist
     from pipelines.inference.engine import GenerationOptions
 

@@ -37,13 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Runs the `singsong` CLI with the separation/pairs commands registered even where pipelines/cli.py does not
-# list them yet (same parser, same handlers as the installed command).
-CLI_RUNNER = (
-    "import sys; from pipelines import cli; "
-    "[cli.COMMAND_MODULES.append(m) for m in ('pipelines.separation.cli', 'pipelines.pairs.cli') "
-    "if m not in cli.COMMAND_MODULES]; sys.exit(cli.main())"
-)
+CLI_RUNNER = "import sys; from core.cli import main; sys.exit(main())"
 
 
 def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
@@ -86,7 +80,7 @@ def main() -> None:
     parser.add_argument("--report", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
 
-    from pipelines.audio import load_audio, probe_audio
+    from core.audio import load_audio, probe_audio
     from pipelines.separation.metrics import sdr
     from pipelines.separation.tracks import list_tracks
 

@@ -30,7 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"

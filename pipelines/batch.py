@@ -80,7 +80,7 @@ def find_inputs(in_dir: Path) -> list[Path]:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from pipelines.errors import SingsongError
+    from core.errors import SingsongError
 
     if not args.in_dir.is_dir():
         raise SingsongError(f"{args.in_dir}: not a directory")
@@ -115,8 +115,8 @@ def _options(args: argparse.Namespace) -> GenerationOptions:
 def run_local(args: argparse.Namespace, todo: list[Path], summary: BatchSummary) -> None:
     from tqdm import tqdm
 
-    from pipelines.audio import AudioError, load_audio, probe_audio, save_audio
-    from service.engine_loader import load_engine
+    from core.audio import AudioError, load_audio, probe_audio, save_audio
+    from pipelines.inference.engine_loader import load_engine
 
     options = _options(args)
     engine = load_engine(args.engine, args.model_dir, args.device)

@@ -94,7 +94,7 @@ def _create_key(args: argparse.Namespace) -> int:
 
 
 def _revoke_key(args: argparse.Namespace) -> int:
-    from pipelines.errors import SingsongError
+    from core.errors import SingsongError
     from service.auth import revoke_key
 
     client, keys = _redis()

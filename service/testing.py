@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipelines.audio import Audio, resample, to_channels
+from core.audio import Audio, resample, to_channels
 from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
 
 MODEL_RATE = 16_000

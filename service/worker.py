@@ -41,11 +41,11 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from pipelines.audio import Audio, AudioError, load_audio
+from core.audio import Audio, AudioError, load_audio
 from pipelines.inference.engine import AccompanimentEngine, Take
+from pipelines.inference.engine_loader import load_engine
 from service import metrics
 from service.config import Settings
-from service.engine_loader import load_engine
 from service.jobs import JobRecord
 from service.keys import GROUP, Keys
 from service.scripts import CLAIM, FAIL, FINISH, PROGRESS

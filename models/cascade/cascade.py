@@ -30,10 +30,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from core.errors import SingsongError
 from models.cascade.sampling import Sampler, SamplingConfig
 from models.cascade.stage import CHECKPOINT_KIND, FEATURIZATIONS, StageLM, StreamInfo
 from models.checkpoint import CONFIG_FILE, read_checkpoint_config
-from pipelines.errors import SingsongError
 
 log = logging.getLogger(__name__)
 

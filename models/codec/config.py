@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 
 class CodecConfigError(SingsongError):

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from core.errors import SingsongError
 from models.tokenizer import AudioTokenizer
-from pipelines.errors import SingsongError
 
 if TYPE_CHECKING:
     from transformers import EncodecModel

@@ -5,7 +5,7 @@ Both derive from `SingsongError`, so the CLI reports them as one-line messages n
 
 from __future__ import annotations
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 
 class SemanticTokenizerError(SingsongError):

@@ -10,7 +10,7 @@ assigned to the nearest centroid.
     wav [B, C, T] -downmix-> [B, 1, T] -extract-> [B, F, D] -(x - mean) / std * w-> -argmin-> [B, 1, F]
 
 `encode` expects audio at the extractor's `sample_rate` (16 kHz for both backends); resample before
-calling it (`pipelines.audio.load_audio(path, sample_rate=tokenizer.sample_rate)`). Multi-channel input is
+calling it (`core.audio.load_audio(path, sample_rate=tokenizer.sample_rate)`). Multi-channel input is
 averaged to mono. Tokens cannot be decoded to audio (`can_decode` is False).
 
 Checkpoints (`models.checkpoint`, kind `semantic_tokenizer`) hold the centroids `[k, D]`, `mean`, `std`

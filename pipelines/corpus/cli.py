@@ -30,9 +30,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from core.errors import SingsongError
     from pipelines.corpus.generate import CorpusSettings, generate_corpus
     from pipelines.corpus.styles import STYLES
-    from pipelines.errors import SingsongError
 
     styles = None
     if args.styles:

@@ -37,13 +37,13 @@ import numpy as np
 import pyloudnorm
 from tqdm import tqdm
 
-from pipelines.audio import save_audio
+from core.audio import save_audio
+from core.datasets import MANIFEST_NAME
+from core.errors import SingsongError
 from pipelines.corpus.composer import compose
 from pipelines.corpus.render import PartRenderer, apply_reverb, room_impulse_response
 from pipelines.corpus.song import STEMS, Song
 from pipelines.corpus.voice import VoiceTimbre, render_vocal
-from pipelines.datasets import MANIFEST_NAME
-from pipelines.errors import SingsongError
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import scipy.signal
 
+from core.errors import SingsongError
 from pipelines.corpus.song import Part
-from pipelines.errors import SingsongError
 
 SYSTEM_SOUNDFONTS = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),

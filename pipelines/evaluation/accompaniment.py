@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 #: Krumhansl-Kessler key profiles, tonic first (C major / C minor).
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -148,7 +148,7 @@ def evaluate_accompaniment(
     import torch
     from tqdm import tqdm
 
-    from pipelines.audio import Audio, load_audio, resample
+    from core.audio import Audio, load_audio, resample
     from pipelines.inference.accompanist import Accompanist, default_model_dir
     from pipelines.inference.engine import GenerationOptions
 
@@ -204,7 +204,7 @@ def evaluate_accompaniment(
 
 
 def _run(args: argparse.Namespace) -> int:
-    from service.engine_loader import resolve_device
+    from core.device import resolve_device
 
     report = evaluate_accompaniment(
         args.model,

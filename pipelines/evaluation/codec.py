@@ -59,11 +59,12 @@ def evaluate_codec(options: CodecEvalOptions) -> dict[str, Any]:
     import torch
     from tqdm import tqdm
 
+    from core.audio import load_audio, save_audio
+    from core.device import resolve_device
     from models.codec import load_codec
     from models.codec.losses import MultiResolutionSpectralLoss
     from models.codec.quantizer import code_counts
-    from pipelines.audio import load_audio, save_audio
-    from pipelines.training.codec import resolve_device, training_files
+    from pipelines.training.codec import training_files
 
     started = time.monotonic()
     device = resolve_device(options.device)

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.audio import Audio, resample, to_channels
 from models.loading import load_tokenizer
 from models.melody import MelodyTokenizer
 from models.tokenizer import AudioTokenizer
-from pipelines.audio import Audio, resample, to_channels
 from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
 from pipelines.inference.mixing import MixSettings, mix
 from pipelines.inference.model_dir import ModelDirectoryError, check_compatibility, read_manifest

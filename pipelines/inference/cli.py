@@ -44,8 +44,8 @@ def _with_take(path: Path, take: int, takes: int) -> Path:
 def _accompany(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pipelines.audio import load_audio, save_audio
-    from pipelines.errors import SingsongError
+    from core.audio import load_audio, save_audio
+    from core.errors import SingsongError
     from pipelines.inference.accompanist import Accompanist
     from pipelines.inference.engine import GenerationOptions
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.audio import Audio
+from core.audio import Audio
 
 #: Called with the fraction of the batch's work done so far (0..1).
 ProgressCallback = Callable[[float], None]

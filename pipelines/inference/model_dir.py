@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import SingsongError
 from models.tokenizer import AudioTokenizer
-from pipelines.errors import SingsongError
 
 MANIFEST = "singsong.json"
 FORMAT = "singsong-model"

@@ -68,7 +68,7 @@ def _frames(signal: np.ndarray) -> np.ndarray:
 
 def analyse(vocals: np.ndarray, sample_rate: int, settings: ActivitySettings | None = None) -> ActivityFrames:
     """Frame features of a vocal track ([C, T] or [T] float, any rate)."""
-    from pipelines.audio import resample, to_mono
+    from core.audio import resample, to_mono
 
     settings = settings or ActivitySettings()
     x = np.asarray(vocals, dtype=np.float32)

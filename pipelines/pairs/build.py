@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipelines.datasets import MANIFEST_NAME
-from pipelines.errors import SingsongError
+from core.datasets import MANIFEST_NAME
+from core.errors import SingsongError
 from pipelines.pairs.activity import ActivitySettings, analyse
 from pipelines.pairs.loudness import LoudnessSettings, normalise_pair
 from pipelines.pairs.manifest import PairEntry
@@ -126,7 +126,7 @@ def window_pairs(
     options: PairsOptions,
 ) -> TrackPairs:  # fmt: skip
     """Cut, filter, normalise and write the windows of one loaded track; returns its manifest entries."""
-    from pipelines.audio import save_audio
+    from core.audio import save_audio
 
     folder = out / track.key
     folder.mkdir(parents=True, exist_ok=True)
@@ -175,8 +175,8 @@ def _write_marker(out: Path, track: StemTrack, pairs: TrackPairs, fingerprint: d
 
 def process_track(track: StemTrack, out: Path, options: PairsOptions) -> TrackPairs | str:
     """Load, window and mark one track; an error message (str) when its audio cannot be used."""
-    from pipelines.audio import AudioError
-    from pipelines.datasets import DatasetError
+    from core.audio import AudioError
+    from core.datasets import DatasetError
 
     try:
         vocals, instrumental, rate = load_pair(track, sample_rate=options.sample_rate)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.datasets import DatasetError, read_manifest
+from core.datasets import DatasetError, read_manifest
 
 REQUIRED_FIELDS = ("id", "source", "split", "start", "duration", "sample_rate", "vocals", "instrumental", "stats")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.datasets import AUDIO_EXTENSIONS, MANIFEST_NAME, DatasetError, read_manifest
+from core.datasets import AUDIO_EXTENSIONS, MANIFEST_NAME, DatasetError, read_manifest
 from pipelines.separation.tracks import safe_key
 
 NOT_ACCOMPANIMENT = frozenset({"vocals", "mixture", "instrumental"})
@@ -93,7 +93,7 @@ def stem_tracks(source: str | Path, *, split: str | None = None) -> list[StemTra
 
 def load_pair(track: StemTrack, *, sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(vocals [C, T], instrumental [C, T], sample_rate), stereo, trimmed to a common length."""
-    from pipelines.audio import load_audio
+    from core.audio import load_audio
 
     def load(name: str) -> tuple[np.ndarray, int]:
         audio = load_audio(track.stems[name], sample_rate=sample_rate, channels=2)

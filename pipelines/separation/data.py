@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipelines.datasets import DatasetError
+from core.datasets import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class StemCropDataset:
         remix: float = 0.5,
         progress: bool = True,
     ) -> None:
-        from pipelines.audio import AudioError, load_audio
+        from core.audio import AudioError, load_audio
 
         self.sources = tuple(sources)
         self.segment_samples = segment_samples

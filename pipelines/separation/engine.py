@@ -166,7 +166,7 @@ class BatchedSeparator:
 
     # ----------------------------------------------------------------------------------------- loading
     def _load(self, job: TrackJob) -> _Track | SeparatedTrack:
-        from pipelines.audio import AudioError, load_audio
+        from core.audio import AudioError, load_audio
 
         started = time.perf_counter()
         try:

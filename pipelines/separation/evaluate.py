@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,11 @@ def evaluate_separator(options: EvalOptions) -> dict[str, Any]:
     """Separate every song of the split and score it; writes and returns the JSON report."""
     import torch
 
+    from core.device import resolve_device
     from pipelines.pairs.sources import load_pair, stem_tracks
     from pipelines.separation.engine import BatchedSeparator, TrackJob
     from pipelines.separation.metrics import framewise_sdr, sdr, si_sdr
     from pipelines.separation.repo import load_separator
-    from pipelines.separation.separate import resolve_device
 
     started = time.perf_counter()
     if options.threads:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 from pipelines.separation.tracks import TrackJob
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 logger = logging.getLogger(__name__)
 

@@ -40,8 +40,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipelines.datasets import MANIFEST_NAME
-from pipelines.errors import SingsongError
+from core.datasets import MANIFEST_NAME
+from core.device import resolve_device
+from core.errors import SingsongError
 from pipelines.separation.engine import BatchedSeparator, SeparatedTrack, TrackJob
 
 logger = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def _write_json_atomic(path: Path, document: Any) -> None:
 
 def write_track(out: Path, result: SeparatedTrack, fingerprint: dict[str, Any], fmt: str) -> None:
     """Both stems (each atomically), then the marker."""
-    from pipelines.audio import save_audio
+    from core.audio import save_audio
 
     assert result.vocals is not None and result.instrumental is not None
     folder = out / result.job.key
@@ -223,16 +224,6 @@ def write_manifest(out: Path) -> int:
 
 
 # ------------------------------------------------------------------------------------------ running
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SingsongError(f"--device {name} was requested but no CUDA device is available")
-    return name
-
-
 def build_engine(options: SeparateOptions) -> BatchedSeparator:
     from pipelines.separation.repo import load_separator
 

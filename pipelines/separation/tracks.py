@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipelines.datasets import AUDIO_EXTENSIONS, MANIFEST_NAME, DatasetError, read_manifest
-from pipelines.errors import SingsongError
+from core.datasets import AUDIO_EXTENSIONS, MANIFEST_NAME, DatasetError, read_manifest
+from core.errors import SingsongError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-/]+")
 

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +107,10 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
     import torch
     from tqdm import tqdm
 
+    from core.device import resolve_device
     from models.checkpoint import has_training_state, load_training_state, save_training_state
     from pipelines.separation.data import StemCropDataset, corpus_songs
     from pipelines.separation.repo import export_to_repo
-    from pipelines.separation.separate import resolve_device
     from pipelines.training.schedule import warmup_cosine_scheduler
 
     started = time.perf_counter()

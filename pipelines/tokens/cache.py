@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from core.audio import AudioError, load_audio, resample
+from core.datasets import MANIFEST_NAME, read_manifest
+from core.errors import SingsongError
 from models.tokenizer import AudioTokenizer
-from pipelines.audio import AudioError, load_audio, resample
-from pipelines.datasets import MANIFEST_NAME, read_manifest
-from pipelines.errors import SingsongError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Random fixed-length crops of a set of audio files, for training waveform models such as the codec.
 
 Every file is decoded once, resampled/downmixed to the model's rate and channel count (soxr, via
-`pipelines.audio.load_audio`) and kept in memory as int16 (half the size of float32; the corpus is 16-bit
+`core.audio.load_audio`) and kept in memory as int16 (half the size of float32; the corpus is 16-bit
 anyway): at 24 kHz mono that is 2.9 MB per minute, so an hour of training audio needs ~170 MB. Decoding
 and resampling per item instead would cost more CPU than a small codec's training step.
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipelines.datasets import DatasetError
+from core.datasets import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class RandomCropDataset:
         max_tries: int = 10,
         progress: bool = True,
     ) -> None:
-        from pipelines.audio import load_audio
-        from pipelines.audio_errors import AudioError
+        from core.audio import load_audio
+        from core.audio_errors import AudioError
 
         self.sample_rate = sample_rate
         self.channels = channels

@@ -29,7 +29,7 @@ and SIGTERM. `singsong train cascade-assemble` then puts trained stages into one
 Usage::
 
     singsong train cascade --stage semantic --cache data/cache --out runs/semantic --featurization S
-    torchrun --nproc-per-node 4 -m pipelines.cli train cascade --stage delay --cache data/cache --out runs/delay
+    torchrun --nproc-per-node 4 -m core.cli train cascade --stage delay --cache data/cache --out runs/delay
     singsong train cascade-assemble --semantic runs/semantic --delay runs/delay --out models/accompanist
 """
 
@@ -47,8 +47,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import SingsongError
-from pipelines.training.codec import resolve_device
+from core.device import resolve_device
+from core.errors import SingsongError
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class _Distributed:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = resolve_device(device_name)
+        self.device = torch.device(resolve_device(device_name))
         if self.world > 1:
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", self.local_rank)

@@ -25,9 +25,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from core.errors import SingsongError
 from models.cascade.patterns import frames_per_step, grid_rate
 from models.cascade.stage import StageConfig, StreamInfo
-from pipelines.errors import SingsongError
 from pipelines.tokens.reader import TokenCache
 
 log = logging.getLogger(__name__)

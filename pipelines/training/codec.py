@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import SingsongError
+from core.device import resolve_device
+from core.errors import SingsongError
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +76,6 @@ class CodecTrainResult:
     stopped_early: bool  # the time budget ran out before `steps`
 
 
-def resolve_device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SingsongError("--device cuda was requested but no CUDA device is available")
-    return torch.device(name)
-
 
 def codec_config_from_options(preset: str, config_json: str | None) -> Any:
     """The preset, with the fields of `config_json` (an inline JSON object or a file path) replaced."""
@@ -111,7 +103,7 @@ def _read_text(path: Path) -> str:
 
 def training_files(source: Path, stem: str | None, split: str | None) -> list[Path]:
     """Files of `split`; a plain folder without split sub-folders falls back to all its files."""
-    from pipelines.datasets import MANIFEST_NAME, DatasetError, list_audio_files
+    from core.datasets import MANIFEST_NAME, DatasetError, list_audio_files
 
     try:
         return list_audio_files(source, stem=stem, split=split)
@@ -151,7 +143,7 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
     deadline = started + options.max_minutes * 60 if options.max_minutes else math.inf
     if options.threads:
         torch.set_num_threads(options.threads)
-    device = resolve_device(options.device)
+    device = torch.device(resolve_device(options.device))
     out = Path(options.out)
     model_dir, disc_dir = out / "model", out / "discriminator"
     resuming = options.resume and has_training_state(model_dir)

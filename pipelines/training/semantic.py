@@ -3,7 +3,7 @@
 SingSong (Donahue et al., 2023) derives the semantic tokens of the input vocal and of the target
 accompaniment with the same k-means tokenizer (AudioLM, Borsos et al., 2022). The command:
 
-1. lists audio files (`pipelines.datasets.list_audio_files`: a folder, a corpus folder with
+1. lists audio files (`core.datasets.list_audio_files`: a folder, a corpus folder with
    `manifest.jsonl`, or a manifest; `--stem vocals` picks the vocal stems), shuffles them with `--seed` and
    keeps `--max-files`;
 2. holds out a fraction of the *files* (not frames: neighbouring frames are near-duplicates) to measure
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ def _file_features(extractor, files, *, per_file_cap, rng, progress: bool, desc:
     import torch
     from tqdm import tqdm
 
-    from pipelines.audio import load_audio
-    from pipelines.audio_errors import AudioError
+    from core.audio import load_audio
+    from core.audio_errors import AudioError
 
     for path in tqdm(files, desc=desc, unit="file", disable=not progress):
         try:
@@ -110,9 +110,9 @@ def train_semantic_tokenizer(config: SemanticTrainingConfig) -> SemanticTraining
     import numpy as np
     import torch
 
+    from core.datasets import list_audio_files
     from models.semantic.kmeans import KMeansConfig, assign, cluster_usage
     from models.semantic.tokenizer import build_feature_extractor, fit_semantic_tokenizer
-    from pipelines.datasets import list_audio_files
 
     if config.k < 2:
         raise SingsongError(f"--k must be at least 2, got {config.k}")

@@ -32,7 +32,7 @@ from fastapi import HTTPException, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from pipelines.audio import AudioError, AudioTooLongError, load_audio
+from core.audio import AudioError, AudioTooLongError, load_audio
 from service.config import Settings
 from service.storage import IncomingFile, Storage, UploadTooLarge
 

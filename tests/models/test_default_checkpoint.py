@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.audio import Audio, load_audio
+from core.audio import Audio, load_audio
 from pipelines.inference.accompanist import Accompanist, default_model_dir
 from pipelines.inference.engine import GenerationOptions
 

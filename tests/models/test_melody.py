@@ -3,8 +3,8 @@ import pretty_midi
 import pytest
 import torch
 
+from core.audio import load_audio
 from models.melody import UNVOICED, MelodyTokenizer, melody_pitch_class
-from pipelines.audio import load_audio
 from pipelines.corpus.generate import CorpusSettings, generate_corpus
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from pipelines import cli
+from core import cli
 from service.auth import create_key, revoke_key
 from service.keys import Keys
 from tests.service.conftest import submit, vocal_bytes, wait_status

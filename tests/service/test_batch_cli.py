@@ -7,7 +7,7 @@ import json
 import numpy as np
 import soundfile as sf
 
-from pipelines import cli
+from core import cli
 from service.auth import create_key
 from service.keys import Keys
 from service.testing import TinyEngine

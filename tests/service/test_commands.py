@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from pipelines import cli
+from core import cli
 from service import healthcheck
 from tests.service.conftest import LiveServer
 

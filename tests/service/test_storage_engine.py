@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.audio import Audio
+from core.audio import Audio
 from pipelines.inference.engine import GenerationOptions
+from pipelines.inference.engine_loader import EngineConfigError, load_engine
 from service.api.uploads import display_name
 from service.config import Settings
-from service.engine_loader import EngineConfigError, load_engine
 from service.storage import Storage, UploadTooLarge
 from service.testing import TinyConfig, TinyEngine
 from tests.service.conftest import vocal_samples

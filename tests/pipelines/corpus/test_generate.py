@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipelines.cli import main
+from core.cli import main
 from pipelines.corpus.generate import CorpusSettings, generate_corpus, split_for_seed
 from pipelines.corpus.song import STEMS
 

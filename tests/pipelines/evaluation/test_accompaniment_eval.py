@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipelines.cli import main
-from pipelines.errors import SingsongError
+from core.cli import main
+from core.errors import SingsongError
 from pipelines.evaluation.accompaniment import (
     estimated_tempo,
     evaluate_accompaniment,

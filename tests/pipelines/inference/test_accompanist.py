@@ -7,14 +7,14 @@ import pytest
 import soundfile as sf
 import torch
 
+from core.audio import Audio
+from core.cli import main
 from models.cascade import StageLM, StreamInfo, TransformerConfig, build_cascade, build_stage_config
 from models.codec import build_codec, get_preset
 from models.melody import MelodyTokenizer
 from models.semantic.features import BuiltinFeatureExtractor
 from models.semantic.kmeans import KMeansConfig
 from models.semantic.tokenizer import fit_semantic_tokenizer
-from pipelines.audio import Audio
-from pipelines.cli import main
 from pipelines.inference.accompanist import Accompanist
 from pipelines.inference.engine import GenerationOptions
 from pipelines.inference.model_dir import ModelDirectoryError, ModelManifest, write_manifest

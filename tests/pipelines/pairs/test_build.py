@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.audio import load_audio, save_audio
-from pipelines.datasets import read_manifest
+from core.audio import load_audio, save_audio
+from core.datasets import read_manifest
 from pipelines.pairs.activity import ActivitySettings
 from pipelines.pairs.build import PairsOptions, build_pairs
 from pipelines.pairs.loudness import LoudnessSettings

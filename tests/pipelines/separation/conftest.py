@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.audio import save_audio
+from core.audio import save_audio
 
 TINY_RATE = 8000
 

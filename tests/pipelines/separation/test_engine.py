@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.audio import save_audio
+from core.audio import save_audio
 from pipelines.separation.engine import BatchedSeparator, TrackJob
 from tests.pipelines.separation.conftest import TINY_RATE, FakeSeparator, build_tiny, fake_info, write_corrupt
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipelines.datasets import read_manifest
+from core.datasets import read_manifest
 from pipelines.separation.engine import TrackJob
 from pipelines.separation.queue import RedisTrackQueue
 from pipelines.separation.separate import SeparateOptions, run_separation

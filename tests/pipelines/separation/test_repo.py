@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.audio import load_audio, save_audio
-from pipelines.errors import SingsongError
+from core.audio import load_audio, save_audio
+from core.errors import SingsongError
 from pipelines.separation.repo import SeparatorLoadError, build_model, export_to_repo, list_repo, load_separator
 from tests.pipelines.separation.conftest import TINY_RATE, build_tiny
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.audio import load_audio
-from pipelines.datasets import read_manifest
+from core.audio import load_audio
+from core.datasets import read_manifest
 from pipelines.separation.separate import FAILED_MARKER, MARKER, SeparateOptions, run_separation
 from tests.pipelines.separation.conftest import TINY_RATE, write_corrupt
 

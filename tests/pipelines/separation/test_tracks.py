@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.datasets import DatasetError
-from pipelines.errors import SingsongError
+from core.datasets import DatasetError
+from core.errors import SingsongError
 from pipelines.separation.tracks import Shard, list_tracks, partition, safe_key, shard_of
 
 

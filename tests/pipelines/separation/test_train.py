@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 from pipelines.separation.data import StemCropDataset, corpus_songs
 from pipelines.separation.train import SeparatorTrainOptions, train_separator
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from core.audio import load_audio
+from core.cli import main
 from models.codec import build_codec, get_preset
 from models.semantic.features import BuiltinFeatureExtractor
 from models.semantic.kmeans import KMeansConfig
 from models.semantic.tokenizer import fit_semantic_tokenizer
-from pipelines.audio import load_audio
-from pipelines.cli import main
 from pipelines.corpus.generate import CorpusSettings, generate_corpus
 from pipelines.tokens.cache import (
     TokenCacheError,

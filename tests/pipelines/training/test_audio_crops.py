@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipelines.datasets import DatasetError
+from core.datasets import DatasetError
 from pipelines.training.audio_crops import RandomCropDataset
 
 

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from core.errors import SingsongError
 from models.semantic.tokenizer import load_semantic_tokenizer
-from pipelines.errors import SingsongError
 from pipelines.training.semantic import SemanticTrainingConfig, register, train_semantic_tokenizer
 
 

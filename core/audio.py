@@ -41,7 +41,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from pipelines.audio_errors import (
+from core.audio_errors import (
     AudioError,
     AudioFileNotFoundError,
     AudioTooLongError,

@@ -1,4 +1,4 @@
-"""Typed errors of the audio I/O layer (`pipelines.audio`).
+"""Typed errors of the audio I/O layer (`core.audio`).
 
 Every error names the file it is about (`.path`) and what is wrong with it (`.problem`); `str(error)` is
 "<path>: <problem>", which is what the CLI prints. A network service should not echo server-side paths
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 
 class AudioError(SingsongError):

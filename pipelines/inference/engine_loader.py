@@ -15,21 +15,14 @@ import importlib
 import inspect
 from pathlib import Path
 
-from pipelines.errors import SingsongError
+from core.device import resolve_device
+from core.errors import SingsongError
 from pipelines.inference.engine import AccompanimentEngine
 
 
 class EngineConfigError(SingsongError):
     """SINGSONG_ENGINE is missing, malformed, or names something that is not an engine factory."""
 
-
-def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; anything else is passed through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_engine(spec: str, model_dir: Path | None = None, device: str = "auto") -> AccompanimentEngine:

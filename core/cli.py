@@ -4,6 +4,9 @@ Commands are grouped (`singsong corpus synth`, `singsong train codec`, ...). Eac
 subcommands and registers them through a `register(groups)` function, so this file only wires groups
 together and turns expected errors into one-line messages. Handlers import their heavy dependencies
 (torch, librosa) lazily, which keeps `singsong --help` instant.
+
+The command modules are named by string and imported when the parser is built: the CLI frame lives in the
+base layer and depends on none of the layers above it, which plug their commands in.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 #: Command groups, in the order `singsong --help` lists them.
 GROUPS: dict[str, str] = {

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from pipelines.cli import GROUPS, build_parser, main
+from core.cli import GROUPS, build_parser, main
 
 
 def test_every_group_is_listed_in_help(capsys):
@@ -33,6 +33,6 @@ def test_unknown_command_fails_with_usage(capsys):
 
 
 def test_console_script_help_is_fast_and_imports_nothing_heavy():
-    code = "import sys; from pipelines.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = "import sys; from core.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False", "building the CLI must not import torch (keeps `singsong --help` instant)"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipelines.datasets import DatasetError, list_audio_files
+from core.datasets import DatasetError, list_audio_files
 
 
 def _touch(path):

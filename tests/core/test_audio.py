@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipelines import audio
-from pipelines.audio import (
+from core import audio
+from core.audio import (
     Audio,
     AudioError,
     AudioFileNotFoundError,
@@ -45,7 +45,7 @@ from pipelines.audio import (
     to_channels,
     to_mono,
 )
-from pipelines.errors import SingsongError
+from core.errors import SingsongError
 
 needs_ffmpeg = pytest.mark.skipif(
     shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="ffmpeg is not installed"
