@@ -57,8 +57,10 @@ def main() -> None:
         for seed in seeds:
             build_song(out, seed, settings)
         ours = time.perf_counter() - started
-        print(f"singsong corpus synth (stems+vocal+files): {args.songs} songs x {args.seconds:.0f} s in {ours:.2f} s"
-              f" = {60 * args.songs / ours:.1f} songs/min, {audio_seconds / ours:.1f}x real time (1 core)")
+        print(
+            f"singsong corpus synth (stems+vocal+files): {args.songs} songs x {args.seconds:.0f} s in {ours:.2f} s"
+            f" = {60 * args.songs / ours:.1f} songs/min, {audio_seconds / ours:.1f}x real time (1 core)"
+        )
 
         fluidsynth = shutil.which("fluidsynth")
         if fluidsynth is None:
@@ -73,13 +75,29 @@ def main() -> None:
             started = time.perf_counter()
             for path in midis:
                 subprocess.run(
-                    [fluidsynth, "-ni", "-q", "-g", "0.5", "-r", str(settings.sample_rate), "-o", "synth.cpu-cores=1",
-                     "-F", str(path.with_suffix(".wav")), str(renderer.soundfont), str(path)],
-                    check=True, capture_output=True,
+                    [
+                        fluidsynth,
+                        "-ni",
+                        "-q",
+                        "-g",
+                        "0.5",
+                        "-r",
+                        str(settings.sample_rate),
+                        "-o",
+                        "synth.cpu-cores=1",
+                        "-F",
+                        str(path.with_suffix(".wav")),
+                        str(renderer.soundfont),
+                        str(path),
+                    ],
+                    check=True,
+                    capture_output=True,
                 )
             baseline = time.perf_counter() - started
-            print(f"fluidsynth CLI (mixture only, same soundfont):   {args.songs} songs in {baseline:.2f} s"
-                  f" = {60 * args.songs / baseline:.1f} songs/min, {audio_seconds / baseline:.1f}x real time")
+            print(
+                f"fluidsynth CLI (mixture only, same soundfont):   {args.songs} songs in {baseline:.2f} s"
+                f" = {60 * args.songs / baseline:.1f} songs/min, {audio_seconds / baseline:.1f}x real time"
+            )
             print(f"ratio (ours / fluidsynth throughput): {baseline / ours:.2f}")
 
         stages = _time_stages(seeds, args.seconds, PartRenderer(sample_rate=settings.sample_rate))

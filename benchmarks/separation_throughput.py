@@ -100,20 +100,65 @@ def main() -> None:
         files.append(link)
     audio_seconds = sum(probe_audio(f).duration or 0.0 for f in files)
 
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
     common = ["--segment", str(args.segment), "--overlap", str(args.overlap), "--shifts", str(args.shifts)]
-    results: dict[str, list[tuple[float, float]]] = {"demucs": [], "ours": [], "ours_separate": [],
-                                                     "ours_pairs": []}  # fmt: skip
+    results: dict[str, list[tuple[float, float]]] = {"demucs": [], "ours": [], "ours_separate": [], "ours_pairs": []}
     for repeat in range(args.repeats):
         out_d, out_s, out_p = work / f"demucs{repeat}", work / f"sep{repeat}", work / f"pairs{repeat}"
-        demucs_cmd = [sys.executable, "-m", "demucs", "--repo", str(repo), "-n", name, "--two-stems", "vocals",
-                      *common, "-o", str(out_d), *map(str, files)]  # fmt: skip
-        separate_cmd = [sys.executable, "-c", CLI_RUNNER, "pipeline", "separate", "--input", str(inputs),
-                        "--out", str(out_s), "--repo", str(repo), "--model", name, *common, "--batch-size",
-                        str(args.batch_size), "--threads", str(args.threads), "--quiet"]  # fmt: skip
-        pairs_cmd = [sys.executable, "-c", CLI_RUNNER, "pipeline", "pairs", "--input", str(out_s), "--out",
-                     str(out_p), "--quiet"]  # fmt: skip
+        demucs_cmd = [
+            sys.executable,
+            "-m",
+            "demucs",
+            "--repo",
+            str(repo),
+            "-n",
+            name,
+            "--two-stems",
+            "vocals",
+            *common,
+            "-o",
+            str(out_d),
+            *map(str, files),
+        ]
+        separate_cmd = [
+            sys.executable,
+            "-c",
+            CLI_RUNNER,
+            "pipeline",
+            "separate",
+            "--input",
+            str(inputs),
+            "--out",
+            str(out_s),
+            "--repo",
+            str(repo),
+            "--model",
+            name,
+            *common,
+            "--batch-size",
+            str(args.batch_size),
+            "--threads",
+            str(args.threads),
+            "--quiet",
+        ]
+        pairs_cmd = [
+            sys.executable,
+            "-c",
+            CLI_RUNNER,
+            "pipeline",
+            "pairs",
+            "--input",
+            str(out_s),
+            "--out",
+            str(out_p),
+            "--quiet",
+        ]
         order = ["demucs", "ours"] if repeat % 2 == 0 else ["ours", "demucs"]
         for system in order:
             if system == "demucs":
@@ -141,9 +186,16 @@ def main() -> None:
         return statistics.median(r[index] for r in results[system])
 
     figures = {
-        "tracks": len(files), "audio_seconds": round(audio_seconds, 1), "threads": args.threads,
-        "segment": args.segment, "overlap": args.overlap, "shifts": args.shifts, "batch_size": args.batch_size,
-        "repeats": args.repeats, "model": name, "repo": str(repo),
+        "tracks": len(files),
+        "audio_seconds": round(audio_seconds, 1),
+        "threads": args.threads,
+        "segment": args.segment,
+        "overlap": args.overlap,
+        "shifts": args.shifts,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "model": name,
+        "repo": str(repo),
         **{f"{s}_wall_s": round(med(s, 0), 2) for s in results},
         **{f"{s}_cpu_s": round(med(s, 1), 2) for s in results},
         "demucs_x_realtime": round(audio_seconds / med("demucs", 0), 2),
@@ -152,10 +204,12 @@ def main() -> None:
         "cpu_ratio": round(med("demucs", 1) / med("ours", 1), 3),
         "vocals_agreement_sdr_db": round(statistics.median(agreement), 2) if agreement else None,
         "pair_windows": windows,
-    }  # fmt: skip
+    }
     print(json.dumps(figures, indent=2))
-    print(f"\nthroughput ours/demucs = {figures['throughput_ratio']:.2f}x (wall, separation + pairs vs separation "
-          f"only); CPU-time ratio {figures['cpu_ratio']:.2f}x")  # fmt: skip
+    print(
+        f"\nthroughput ours/demucs = {figures['throughput_ratio']:.2f}x (wall, separation + pairs vs separation "
+        f"only); CPU-time ratio {figures['cpu_ratio']:.2f}x"
+    )
     if args.report:
         Path(args.report).write_text(json.dumps(figures, indent=2))
 

@@ -71,9 +71,22 @@ def vocal(path: Path, seconds: float, sample_rate: int = 16_000, channels: int =
 def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--appendonly", "yes",
-         "--save", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(200):
@@ -86,8 +99,20 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
 
 
 def start_api(env: dict[str, str], port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", "service.api.app:create_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "service.api.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     proc = subprocess.Popen(cmd, env=env)
     for _ in range(200):
         try:
@@ -179,9 +204,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="singsong-bench-"))
     redis_proc, redis_url = start_redis(work)
     port = free_port()
-    common = {"redis_url": redis_url, "storage_dir": str(work / "storage"), "rate_limit_per_s": 1e6,
-              "rate_limit_burst": 1_000_000, "max_active_jobs": 100_000, "max_queue_length": 100_000,
-              "max_upload_bytes": 64 * 1024 * 1024, "heartbeat_s": 0.5, "read_block_ms": 1000}  # fmt: skip
+    common = {
+        "redis_url": redis_url,
+        "storage_dir": str(work / "storage"),
+        "rate_limit_per_s": 1e6,
+        "rate_limit_burst": 1_000_000,
+        "max_active_jobs": 100_000,
+        "max_queue_length": 100_000,
+        "max_upload_bytes": 64 * 1024 * 1024,
+        "heartbeat_s": 0.5,
+        "read_block_ms": 1000,
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("SINGSONG_")}
     env.update({f"SINGSONG_{k.upper()}": str(v) for k, v in common.items()})
     env.update({"SINGSONG_REDIS_PREFIX": "bench:", "SINGSONG_AUTH": "keys", "OMP_NUM_THREADS": "1"})
@@ -200,15 +233,19 @@ def main() -> None:
         # 1. status polling
         job_id = client.post("/v1/jobs", files={"audio": ("v.wav", small.read_bytes())}).json()["id"]
         single = asyncio.run(poll_latency(base, headers, job_id, 1, 1.0))  # also the warm-up
-        print(f"GET /v1/jobs/{{id}}, 1 client: p50 {percentile(single, 50) * 1e3:.1f} ms, "
-              f"p99 {percentile(single, 99) * 1e3:.1f} ms")  # fmt: skip
+        print(
+            f"GET /v1/jobs/{{id}}, 1 client: p50 {percentile(single, 50) * 1e3:.1f} ms, "
+            f"p99 {percentile(single, 99) * 1e3:.1f} ms"
+        )
         cpu_before = process_cpu_seconds(api.pid)
         latencies = asyncio.run(poll_latency(base, headers, job_id, args.clients, args.duration))
         server_cpu = process_cpu_seconds(api.pid) - cpu_before
-        print(f"GET /v1/jobs/{{id}}, {args.clients} concurrent clients, {args.duration:g} s: "
-              f"p50 {percentile(latencies, 50) * 1e3:.1f} ms, p99 {percentile(latencies, 99) * 1e3:.1f} ms, "
-              f"{len(latencies) / args.duration:.0f} req/s (closed loop: latency ~ clients / rate); "
-              f"API process CPU {server_cpu / max(1, len(latencies)) * 1e3:.2f} ms per request")  # fmt: skip
+        print(
+            f"GET /v1/jobs/{{id}}, {args.clients} concurrent clients, {args.duration:g} s: "
+            f"p50 {percentile(latencies, 50) * 1e3:.1f} ms, p99 {percentile(latencies, 99) * 1e3:.1f} ms, "
+            f"{len(latencies) / args.duration:.0f} req/s (closed loop: latency ~ clients / rate); "
+            f"API process CPU {server_cpu / max(1, len(latencies)) * 1e3:.2f} ms per request"
+        )
 
         # 2. 10 MB upload
         big = vocal(work / "big.wav", 10 * 1024 * 1024 / (44_100 * 2 * 2), sample_rate=44_100, channels=2)
@@ -218,24 +255,32 @@ def main() -> None:
             r = client.post("/v1/jobs", files={"audio": ("big.wav", big.read_bytes())})
             times.append(time.perf_counter() - start)
             assert r.status_code == 202, r.text
-        print(f"POST /v1/jobs with a {big.stat().st_size / 2**20:.1f} MiB WAV ({args.uploads} uploads): "
-              f"median {statistics.median(times) * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms")  # fmt: skip
+        print(
+            f"POST /v1/jobs with a {big.stat().st_size / 2**20:.1f} MiB WAV ({args.uploads} uploads): "
+            f"median {statistics.median(times) * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms"
+        )
         redis.Redis.from_url(redis_url).flushdb()  # the queued jobs above would delay phase 3
         key, _ = create_key(redis.Redis.from_url(redis_url, decode_responses=True), Keys("bench:"), "bench")
         client.headers["Authorization"] = f"Bearer {key}"
 
         # 3. queue overhead: a worker subprocess waiting on XREADGROUP BLOCK
         worker_env = {**env, "SINGSONG_ENGINE": "service.testing:build_tiny_engine", "SINGSONG_DEVICE": "cpu"}
-        worker_proc = subprocess.Popen([sys.executable, "-m", "service.worker"], env=worker_env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        worker_proc = subprocess.Popen(
+            [sys.executable, "-m", "service.worker"],
+            env=worker_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         waits = []
         for i in range(args.queue_jobs + 1):
             job = client.post("/v1/jobs", files={"audio": ("v.wav", small.read_bytes())}).json()
             done = wait_done(client, job["id"])
             if i:  # the first one includes the worker's start-up (torch import, engine build)
                 waits.append(done["started_at"] - done["created_at"])
-        print(f"queue overhead (accepted -> claimed by an idle worker), {args.queue_jobs} jobs: "
-              f"p50 {percentile(waits, 50) * 1e3:.1f} ms, p99 {percentile(waits, 99) * 1e3:.1f} ms")  # fmt: skip
+        print(
+            f"queue overhead (accepted -> claimed by an idle worker), {args.queue_jobs} jobs: "
+            f"p50 {percentile(waits, 50) * 1e3:.1f} ms, p99 {percentile(waits, 99) * 1e3:.1f} ms"
+        )
         worker_proc.send_signal(signal.SIGTERM)
         worker_proc.wait(30)
         worker_proc = None
@@ -255,9 +300,11 @@ def main() -> None:
             rate, calls[batch_size] = worker_throughput(kwargs, vocals, batch_size, args.threads)
             rates[batch_size].append(rate)
     for batch_size in (1, 8):
-        print(f"worker throughput, batch {batch_size}: median {statistics.median(rates[batch_size]):.2f} jobs/s, "
-              f"best {max(rates[batch_size]):.2f} ({args.repeats} runs of {args.jobs} x {args.vocal_seconds:g} s "
-              f"vocals, {calls[batch_size]} engine calls each, {args.threads} torch thread(s))")  # fmt: skip
+        print(
+            f"worker throughput, batch {batch_size}: median {statistics.median(rates[batch_size]):.2f} jobs/s, "
+            f"best {max(rates[batch_size]):.2f} ({args.repeats} runs of {args.jobs} x {args.vocal_seconds:g} s "
+            f"vocals, {calls[batch_size]} engine calls each, {args.threads} torch thread(s))"
+        )
     ratio_median = statistics.median(rates[8]) / statistics.median(rates[1])
     print(f"batch 8 vs batch 1: {ratio_median:.2f}x (medians), {max(rates[8]) / max(rates[1]):.2f}x (best runs)")
     redis_proc.terminate()

@@ -60,13 +60,36 @@ from core.audio_errors import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "DEFAULT_MAX_SECONDS", "MAX_CHANNELS", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE",
-    "Audio", "AudioError", "AudioFileNotFoundError", "AudioInfo", "AudioTooLongError", "CorruptAudioError",
-    "EmptyFileError", "FFmpegNotFoundError", "FileTooLargeError", "InvalidChannelCountError",
-    "InvalidSampleRateError", "NonFiniteAudioError", "NotAudioError", "UnsafePathError",
-    "UnsupportedCodecError", "UnsupportedFormatError", "ZeroLengthAudioError", "load_audio", "probe_audio",
-    "resample", "safe_path", "save_audio", "to_channels", "to_mono",
-]  # fmt: skip
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_SECONDS",
+    "MAX_CHANNELS",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "Audio",
+    "AudioError",
+    "AudioFileNotFoundError",
+    "AudioInfo",
+    "AudioTooLongError",
+    "CorruptAudioError",
+    "EmptyFileError",
+    "FFmpegNotFoundError",
+    "FileTooLargeError",
+    "InvalidChannelCountError",
+    "InvalidSampleRateError",
+    "NonFiniteAudioError",
+    "NotAudioError",
+    "UnsafePathError",
+    "UnsupportedCodecError",
+    "UnsupportedFormatError",
+    "ZeroLengthAudioError",
+    "load_audio",
+    "probe_audio",
+    "resample",
+    "safe_path",
+    "save_audio",
+    "to_channels",
+    "to_mono",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -157,10 +180,13 @@ def _inspect(path: Path, size: int) -> tuple[AudioInfo, Literal["soundfile", "ff
         info, backend = _probe_ffmpeg(path, error), "ffmpeg"
     else:
         info = AudioInfo(
-            sample_rate=sfinfo.samplerate, channels=sfinfo.channels, num_frames=sfinfo.frames,
+            sample_rate=sfinfo.samplerate,
+            channels=sfinfo.channels,
+            num_frames=sfinfo.frames,
             duration=sfinfo.frames / sfinfo.samplerate if sfinfo.samplerate > 0 else None,
-            format=sfinfo.format.lower(), codec=sfinfo.subtype.lower(),
-        )  # fmt: skip
+            format=sfinfo.format.lower(),
+            codec=sfinfo.subtype.lower(),
+        )
         backend = "soundfile"
         if sfinfo.format in ("WAV", "WAVEX"):
             _check_wav_not_truncated(path, size)
@@ -231,10 +257,13 @@ def _probe_ffmpeg(path: Path, sf_error: sf.LibsndfileError) -> AudioInfo:
     duration = _float_or_none(stream.get("duration")) or _float_or_none(fmt.get("duration"))
     sample_rate = int(stream.get("sample_rate") or 0)
     return AudioInfo(
-        sample_rate=sample_rate, channels=int(stream.get("channels") or 0),
+        sample_rate=sample_rate,
+        channels=int(stream.get("channels") or 0),
         num_frames=round(duration * sample_rate) if duration is not None else None,
-        duration=duration, format=str(fmt.get("format_name")), codec=codec,
-    )  # fmt: skip
+        duration=duration,
+        format=str(fmt.get("format_name")),
+        codec=codec,
+    )
 
 
 def _classify_probe_failure(path: Path, stderr: str, sf_error: sf.LibsndfileError) -> AudioError:

@@ -71,8 +71,10 @@ def list_audio_files(source: str | Path, *, stem: str | None = None, split: str 
         files = _files_from_manifest(source / MANIFEST_NAME, stem, split)
     elif source.is_dir():
         files = [
-            p for p in source.rglob("*")
-            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+            p
+            for p in source.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in AUDIO_EXTENSIONS
             and (stem is None or p.stem == stem)
             and (split is None or split in p.relative_to(source).parts[:-1])
         ]

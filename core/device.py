@@ -6,7 +6,7 @@ from core.errors import SingsongError
 
 
 def resolve_device(name: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda..." without a GPU is a clear error.
+    """ "auto" -> "cuda" when a GPU is visible, else "cpu"; "cuda..." without a GPU is a clear error.
 
     Returns a string (torch accepts it wherever a device goes) so callers that never touch torch, such as
     engine factories, can pass it on unchanged.

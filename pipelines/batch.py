@@ -44,10 +44,11 @@ class BatchSummary:
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p = groups["_top"].add_parser(
-        "batch", help="accompany every vocal in a folder (locally, or via a running service)",
+        "batch",
+        help="accompany every vocal in a folder (locally, or via a running service)",
         description="Accompany every audio file under IN_DIR into OUT_DIR (same tree). Resumable: inputs "
         "whose outputs exist are skipped.",
-    )  # fmt: skip
+    )
     p.add_argument("in_dir", type=Path, metavar="IN_DIR")
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     p.add_argument("--server", default=None, help="service URL; without it the engine runs in this process")
@@ -145,8 +146,9 @@ def run_local(args: argparse.Namespace, todo: list[Path], summary: BatchSummary)
                 targets = _outputs(args, path)
                 for take in takes:
                     save_audio(targets["mix", take.take], take.mix, take.sample_rate, format=args.format)
-                    save_audio(targets["accompaniment", take.take], take.accompaniment, take.sample_rate,
-                               format=args.format)  # fmt: skip
+                    save_audio(
+                        targets["accompaniment", take.take], take.accompaniment, take.sample_rate, format=args.format
+                    )
                 summary.done += 1
                 bar.update()
 
@@ -163,8 +165,10 @@ def run_remote(args: argparse.Namespace, todo: list[Path], summary: BatchSummary
     pending: deque[Path] = deque(todo)
     in_flight: dict[str, Path] = {}
     wait_until = 0.0  # set from Retry-After
-    with httpx.Client(base_url=args.server.rstrip("/"), headers=headers, timeout=120) as client, \
-            tqdm(total=len(todo), unit="file", disable=args.quiet) as bar:  # fmt: skip
+    with (
+        httpx.Client(base_url=args.server.rstrip("/"), headers=headers, timeout=120) as client,
+        tqdm(total=len(todo), unit="file", disable=args.quiet) as bar,
+    ):
         while pending or in_flight:
             while pending and len(in_flight) < max(1, args.parallel) and time.monotonic() >= wait_until:
                 path = pending[0]

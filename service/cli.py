@@ -18,19 +18,21 @@ if TYPE_CHECKING:
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve = groups["_top"].add_parser(
-        "serve", help="run the REST API (uvicorn)",
+        "serve",
+        help="run the REST API (uvicorn)",
         description="Run the REST API. Configuration: SINGSONG_* environment variables (see service/config.py).",
-    )  # fmt: skip
+    )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     serve.set_defaults(handler=_serve)
 
     worker = groups["_top"].add_parser(
-        "worker", help="run a GPU worker that processes queued jobs",
+        "worker",
+        help="run a GPU worker that processes queued jobs",
         description="Consume the job queue and run the accompaniment engine (SINGSONG_ENGINE) in batches. "
         "SIGTERM finishes the current batch and exits.",
-    )  # fmt: skip
+    )
     worker.add_argument("--name", default=None, help="consumer name (default: hostname-pid)")
     worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     worker.set_defaults(handler=_worker)
@@ -49,9 +51,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     uvicorn.run(
-        "service.api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-        proxy_headers=True, log_level="info",
-    )  # fmt: skip
+        "service.api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level="info",
+    )
     return 0
 
 

@@ -45,9 +45,13 @@ class JobOptions(BaseModel):
     def generation_options(self) -> GenerationOptions:
         """The engine's options; `seed` must have been fixed (the API does that) so retries reproduce."""
         return GenerationOptions(
-            seed=self.seed, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-            guidance_scale=self.guidance_scale, takes=self.takes,
-        )  # fmt: skip
+            seed=self.seed,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            guidance_scale=self.guidance_scale,
+            takes=self.takes,
+        )
 
 
 @dataclass
@@ -88,24 +92,47 @@ class JobRecord:
 
         results = [TakeResult(**item) for item in json.loads(data.get("results") or "[]")]
         return cls(
-            id=data["id"], owner=data.get("owner", ""), status=JobStatus(data["status"]),
-            options=JobOptions.model_validate_json(data.get("options") or "{}"), filename=data.get("filename", ""),
-            created_at=num("created_at"), started_at=num("started_at", default=None),
-            finished_at=num("finished_at", default=None), progress=num("progress"),
-            attempts=num("attempts", int), error=data.get("error", ""), seq=num("seq", int),
-            entry=data.get("entry", ""), duration=num("duration"), sample_rate=num("sample_rate", int),
-            batch=data.get("batch", ""), worker=data.get("worker", ""),
-            result_attempt=num("result_attempt", int), results=results,
-        )  # fmt: skip
+            id=data["id"],
+            owner=data.get("owner", ""),
+            status=JobStatus(data["status"]),
+            options=JobOptions.model_validate_json(data.get("options") or "{}"),
+            filename=data.get("filename", ""),
+            created_at=num("created_at"),
+            started_at=num("started_at", default=None),
+            finished_at=num("finished_at", default=None),
+            progress=num("progress"),
+            attempts=num("attempts", int),
+            error=data.get("error", ""),
+            seq=num("seq", int),
+            entry=data.get("entry", ""),
+            duration=num("duration"),
+            sample_rate=num("sample_rate", int),
+            batch=data.get("batch", ""),
+            worker=data.get("worker", ""),
+            result_attempt=num("result_attempt", int),
+            results=results,
+        )
 
 
 def new_job_fields(
-    *, job_id: str, owner: str, options: JobOptions, filename: str, duration: float, sample_rate: int,
-    created_at: float, batch: str = "",
+    *,
+    job_id: str,
+    owner: str,
+    options: JobOptions,
+    filename: str,
+    duration: float,
+    sample_rate: int,
+    created_at: float,
+    batch: str = "",
 ) -> dict[str, str]:
     """The fields ENQUEUE writes (besides status/seq/entry/attempts/progress, which the script sets)."""
     return {
-        "id": job_id, "owner": owner, "options": options.model_dump_json(), "filename": filename,
-        "duration": f"{duration:.6f}", "sample_rate": str(sample_rate), "created_at": f"{created_at:.6f}",
+        "id": job_id,
+        "owner": owner,
+        "options": options.model_dump_json(),
+        "filename": filename,
+        "duration": f"{duration:.6f}",
+        "sample_rate": str(sample_rate),
+        "created_at": f"{created_at:.6f}",
         "batch": batch,
-    }  # fmt: skip
+    }

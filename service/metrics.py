@@ -12,9 +12,11 @@ from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter("singsong_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
-    "singsong_http_request_seconds", "HTTP request latency", ["method", "route"],
+    "singsong_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)  # fmt: skip
+)
 UPLOAD_BYTES = Counter("singsong_upload_bytes_total", "Bytes of audio accepted")
 JOBS_SUBMITTED = Counter("singsong_jobs_submitted_total", "Jobs accepted into the queue")
 SUBMISSIONS_REJECTED = Counter("singsong_submissions_rejected_total", "Rejected submissions", ["reason"])
@@ -30,10 +32,12 @@ WORKER_BATCH_SIZE = Histogram(
     "singsong_worker_batch_size", "Vocals per engine call", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32)
 )
 WORKER_ENGINE_SECONDS = Histogram(
-    "singsong_worker_engine_seconds", "Seconds per engine call",
+    "singsong_worker_engine_seconds",
+    "Seconds per engine call",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
-)  # fmt: skip
+)
 WORKER_QUEUE_WAIT = Histogram(
-    "singsong_worker_queue_wait_seconds", "Seconds from submission to start",
+    "singsong_worker_queue_wait_seconds",
+    "Seconds from submission to start",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600),
-)  # fmt: skip
+)

@@ -135,9 +135,17 @@ class TinyEngine(AccompanimentEngine):
         temperature = torch.tensor([row[3] for row in rows])
         with self._lock:
             self.calls.append(CallRecord(len(vocals), len(rows), [v.duration for v in vocals]))
-        generated = self.model.generate(
-            batch.to(self.device), noise.to(self.device), temperature.to(self.device), progress, self.config.slow_down_s
-        ).cpu().numpy()
+        generated = (
+            self.model.generate(
+                batch.to(self.device),
+                noise.to(self.device),
+                temperature.to(self.device),
+                progress,
+                self.config.slow_down_s,
+            )
+            .cpu()
+            .numpy()
+        )
 
         results: list[list[Take]] = [[] for _ in vocals]
         for r, (i, take, seed, _temp) in enumerate(rows):

@@ -80,9 +80,11 @@ class Worker:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self.client = client or redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            settings.redis_url,
+            decode_responses=True,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        )  # fmt: skip
+        )
         self.storage = Storage(settings.storage_dir)
         self.engine = engine or load_engine(settings.engine, settings.model_dir, settings.device)
         self.name = name or settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
@@ -159,9 +161,13 @@ class Worker:
     # ---------------------------------------------------------------------------------------- reading
     def _reclaim(self) -> list[tuple[str, dict[str, str]]]:
         reply = self.client.xautoclaim(
-            self.keys.queue, GROUP, self.name, min_idle_time=self.settings.claim_min_idle_ms,
-            start_id=self._claim_cursor, count=self.batch_size,
-        )  # fmt: skip
+            self.keys.queue,
+            GROUP,
+            self.name,
+            min_idle_time=self.settings.claim_min_idle_ms,
+            start_id=self._claim_cursor,
+            count=self.batch_size,
+        )
         self._claim_cursor, claimed = reply[0], reply[1]
         if claimed:
             log.warning("worker %s: took over %d stale job(s)", self.name, len(claimed))
@@ -169,9 +175,12 @@ class Worker:
 
     def _read(self, count: int, *, block: bool, block_ms: int | None = None) -> list[tuple[str, dict[str, str]]]:
         reply = self.client.xreadgroup(
-            GROUP, self.name, {self.keys.queue: ">"}, count=count,
+            GROUP,
+            self.name,
+            {self.keys.queue: ">"},
+            count=count,
             block=(block_ms or self.settings.read_block_ms) if block else None,
-        )  # fmt: skip
+        )
         return [(entry, fields) for _stream, items in reply or [] for entry, fields in items]
 
     # ------------------------------------------------------------------------------------- processing
@@ -215,8 +224,9 @@ class Worker:
         try:
             claimed.vocal = load_audio(
                 self.storage.input_path(claimed.job.id),
-                max_bytes=self.settings.max_upload_bytes, max_seconds=self.settings.max_seconds,
-            )  # fmt: skip
+                max_bytes=self.settings.max_upload_bytes,
+                max_seconds=self.settings.max_seconds,
+            )
             return True
         except AudioError as error:  # validated on upload, so this is rare - and retrying would not help
             self._fail_job(claimed, f"cannot read the vocal: {error.problem}", final=True)
@@ -233,9 +243,10 @@ class Worker:
             assert job.vocal is not None
             current = groups[-1] if groups else None
             if (
-                current is None or len(current) >= self.batch_size
+                current is None
+                or len(current) >= self.batch_size
                 or job.vocal.duration > self.settings.length_tolerance * max(current[0].vocal.duration, 1e-3)
-            ):  # fmt: skip
+            ):
                 groups.append([job])
             else:
                 current.append(job)
@@ -325,9 +336,16 @@ class Worker:
         now = time.time()
         outcome = self._finish(
             keys=[self.keys.job(job_id), self.keys.active(claimed.job.owner), self.keys.expiry, self.keys.queue],
-            args=[claimed.attempt, results, f"{now:.6f}", f"{now + self.settings.result_ttl_s:.0f}", job_id,
-                  claimed.entry, GROUP],
-        )  # fmt: skip
+            args=[
+                claimed.attempt,
+                results,
+                f"{now:.6f}",
+                f"{now + self.settings.result_ttl_s:.0f}",
+                job_id,
+                claimed.entry,
+                GROUP,
+            ],
+        )
         if outcome != "succeeded":
             self._discard(claimed, outcome)
             return
@@ -339,8 +357,9 @@ class Worker:
         self.storage.delete_attempt(claimed.job.id, claimed.attempt)
         self._ack(claimed.entry)
         metrics.WORKER_JOBS.labels("discarded").inc()
-        log.info("worker %s: job %s %s, output discarded (attempt %d)", self.name, claimed.job.id, outcome,
-                 claimed.attempt)  # fmt: skip
+        log.info(
+            "worker %s: job %s %s, output discarded (attempt %d)", self.name, claimed.job.id, outcome, claimed.attempt
+        )
 
     def _engine_failed(self, claimed: Claimed, error: BaseException) -> None:
         log.error("worker %s: job %s attempt %d failed: %r", self.name, claimed.job.id, claimed.attempt, error)
@@ -352,11 +371,25 @@ class Worker:
         now = time.time()
         job = claimed.job
         outcome = self._fail(
-            keys=[self.keys.job(job.id), self.keys.active(job.owner), self.keys.expiry, self.keys.queue,
-                  self.keys.dead, self.keys.seq_enqueued],
-            args=[claimed.attempt, message, f"{now:.6f}", f"{now + self.settings.result_ttl_s:.0f}", job.id,
-                  claimed.entry, GROUP, "1" if final else "0"],
-        )  # fmt: skip
+            keys=[
+                self.keys.job(job.id),
+                self.keys.active(job.owner),
+                self.keys.expiry,
+                self.keys.queue,
+                self.keys.dead,
+                self.keys.seq_enqueued,
+            ],
+            args=[
+                claimed.attempt,
+                message,
+                f"{now:.6f}",
+                f"{now + self.settings.result_ttl_s:.0f}",
+                job.id,
+                claimed.entry,
+                GROUP,
+                "1" if final else "0",
+            ],
+        )
         metrics.WORKER_JOBS.labels("failed" if outcome == "failed" else "retried").inc()
         log.warning("worker %s: job %s -> %s: %s", self.name, job.id, outcome, message)
 
@@ -410,7 +443,6 @@ class Worker:
         if expired:
             log.info("worker %s: janitor removed %d expired job(s)", self.name, len(expired))
         return len(expired)
-
 
     def sweep_orphans(self, max_age_s: float = INCOMING_MAX_AGE_S) -> int:
         """Delete job directories that have no Redis record: an API process that died between storing an

@@ -63,9 +63,7 @@ class STFTDiscriminator(nn.Module):
 class MultiScaleSTFTDiscriminator(nn.Module):
     """Several `STFTDiscriminator`s; returns lists of logits and of feature-map lists, one per resolution."""
 
-    def __init__(
-        self, *, channels: int = 1, fft_sizes: tuple[int, ...] = (2048, 1024, 512), filters: int = 32
-    ) -> None:
+    def __init__(self, *, channels: int = 1, fft_sizes: tuple[int, ...] = (2048, 1024, 512), filters: int = 32) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList(
             STFTDiscriminator(channels=channels, n_fft=n_fft, filters=filters) for n_fft in fft_sizes

@@ -114,9 +114,7 @@ class MultiResolutionSpectralLoss(nn.Module):
             difference = torch.linalg.vector_norm(true_mag - pred_mag, dim=(-2, -1))
             reference = torch.linalg.vector_norm(true_mag, dim=(-2, -1)).clamp_min(self.eps)
             convergence = convergence + (difference / reference).mean()
-            log_magnitude = log_magnitude + F.l1_loss(
-                torch.log(pred_mag + self.eps), torch.log(true_mag + self.eps)
-            )
+            log_magnitude = log_magnitude + F.l1_loss(torch.log(pred_mag + self.eps), torch.log(true_mag + self.eps))
         count = len(self.fft_sizes)
         return {
             "loss/mel": mel / count,
@@ -146,9 +144,7 @@ class CodecLoss(nn.Module):
         self.weights = weights or LossWeights()
         self.spectral = MultiResolutionSpectralLoss(sample_rate=sample_rate)
 
-    def forward(
-        self, output: CodecOutput, target: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, output: CodecOutput, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         prediction = output.reconstruction.float()
         target = target.float()
         terms = self.spectral(prediction, target)

@@ -100,8 +100,7 @@ class EncodecTokenizer(AudioTokenizer):
         coarse = max(1, self._num_codebooks // 2) if num_coarse_levels is None else num_coarse_levels
         if not 1 <= coarse <= self._num_codebooks:
             raise EncodecLoadError(
-                f"num_coarse_levels must be in [1, {self._num_codebooks}] at {self.bandwidth} kbps, "
-                f"got {coarse}"
+                f"num_coarse_levels must be in [1, {self._num_codebooks}] at {self.bandwidth} kbps, got {coarse}"
             )
         self.num_coarse_levels = coarse
         self.hop_length = int(config.hop_length)
@@ -110,9 +109,7 @@ class EncodecTokenizer(AudioTokenizer):
         self._cardinality = int(config.codebook_size)
 
     @staticmethod
-    def codebooks_for_bandwidth(
-        bandwidth: float, *, frame_rate: float = 75.0, cardinality: int = 1024
-    ) -> int:
+    def codebooks_for_bandwidth(bandwidth: float, *, frame_rate: float = 75.0, cardinality: int = 1024) -> int:
         """Residual levels used at `bandwidth` kbps (each costs `frame_rate * log2(cardinality)` bits/s)."""
         bits_per_level = frame_rate * (cardinality - 1).bit_length()
         return max(1, int(bandwidth * 1000 // bits_per_level))
@@ -168,8 +165,7 @@ class EncodecTokenizer(AudioTokenizer):
         """`[B, K', F]` codes (the first K' <= K levels) -> `[B, C, F * hop]` waveform."""
         if codes.dim() != 3 or not 1 <= codes.shape[1] <= self._num_codebooks:
             raise ValueError(
-                f"expected codes [B, K', F] with 1 <= K' <= {self._num_codebooks}, "
-                f"got shape {tuple(codes.shape)}"
+                f"expected codes [B, K', F] with 1 <= K' <= {self._num_codebooks}, got shape {tuple(codes.shape)}"
             )
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self._cardinality):
             raise ValueError(f"codes must lie in [0, {self._cardinality})")

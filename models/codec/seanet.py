@@ -42,9 +42,7 @@ class PaddedConv1d(nn.Module):
         self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, dilation: int = 1
     ) -> None:
         super().__init__()
-        self.conv = weight_norm(
-            nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation)
-        )
+        self.conv = weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation))
         self.span = dilation * (kernel_size - 1)  # input samples the output looks at, beyond one
         total = max(self.span + 1 - stride, 0)
         self.padding = (total // 2, total - total // 2)
@@ -117,9 +115,7 @@ class SEANetEncoder(nn.Module):
         step = 1
         for i, stride in enumerate(strides):
             for dilation in dilations:
-                unit = ResidualUnit(
-                    widths[i], kernel_size=residual_kernel_size, dilation=dilation, compress=compress
-                )
+                unit = ResidualUnit(widths[i], kernel_size=residual_kernel_size, dilation=dilation, compress=compress)
                 layers.append(unit)
                 spans.append((unit.span, step))
             layers.append(nn.ELU())

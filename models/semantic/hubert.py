@@ -88,9 +88,7 @@ class PretrainedEncoderFeatureExtractor(FeatureExtractor):
             )
         num_layers = int(model_config.num_hidden_layers)
         if not 0 <= config.layer <= num_layers:
-            raise SemanticTokenizerError(
-                f"layer must be in [0, {num_layers}] for {directory}, got {config.layer}"
-            )
+            raise SemanticTokenizerError(f"layer must be in [0, {num_layers}] for {directory}, got {config.layer}")
 
         preprocessor: dict[str, Any] = {}
         if (directory / PREPROCESSOR_FILE).is_file():
@@ -146,9 +144,7 @@ class PretrainedEncoderFeatureExtractor(FeatureExtractor):
         if num_frames == 0:
             return x.new_zeros(batch, 0, self.dim)
         if self.do_normalize:
-            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(
-                x.var(dim=1, unbiased=False, keepdim=True) + 1e-7
-            )
+            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(x.var(dim=1, unbiased=False, keepdim=True) + 1e-7)
         chunk_frames = max(1, round(self.cfg.chunk_seconds * self.frame_rate))
         outputs = [
             self._extract_chunk(x, start, min(chunk_frames, num_frames - start))
@@ -168,6 +164,4 @@ class PretrainedEncoderFeatureExtractor(FeatureExtractor):
         segment = F.pad(segment, (max(0, -begin), max(0, end - x.shape[1])))
         hidden = self.model(segment, output_hidden_states=True).hidden_states[self.cfg.layer]  # [B, N, D]
         hidden = hidden[:, :count]
-        return pool_frames(
-            hidden, native_hop=native_hop, native_offset=native_hop / 2, hop=hop, num_frames=num_frames
-        )
+        return pool_frames(hidden, native_hop=native_hop, native_offset=native_hop / 2, hop=hop, num_frames=num_frames)

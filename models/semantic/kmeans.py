@@ -67,9 +67,7 @@ def fit_kmeans(features: np.ndarray | torch.Tensor, config: KMeansConfig) -> KMe
     estimator.fit(data)
     centroids = torch.from_numpy(np.ascontiguousarray(estimator.cluster_centers_, dtype=np.float32))
     _, distances = assign(torch.from_numpy(data), centroids, return_distances=True)
-    return KMeansResult(
-        centroids=centroids, inertia=float(distances.mean()), iterations=int(estimator.n_steps_)
-    )
+    return KMeansResult(centroids=centroids, inertia=float(distances.mean()), iterations=int(estimator.n_steps_))
 
 
 def assign(
@@ -127,6 +125,4 @@ def cluster_usage(tokens: torch.Tensor, k: int) -> ClusterUsage:
         return ClusterUsage(used=0, perplexity=0.0, entropy_bits=0.0)
     probs = counts[counts > 0] / total
     entropy = float(-(probs * probs.log()).sum())
-    return ClusterUsage(
-        used=int((counts > 0).sum()), perplexity=math.exp(entropy), entropy_bits=entropy / math.log(2)
-    )
+    return ClusterUsage(used=int((counts > 0).sum()), perplexity=math.exp(entropy), entropy_bits=entropy / math.log(2))

@@ -51,9 +51,7 @@ def build_feature_extractor(
 
             return PretrainedEncoderFeatureExtractor(PretrainedEncoderConfig(**config), device=device)
     except TypeError as error:  # unknown or missing settings
-        raise SemanticTokenizerError(
-            f"invalid settings for the '{backend}' feature extractor: {error}"
-        ) from error
+        raise SemanticTokenizerError(f"invalid settings for the '{backend}' feature extractor: {error}") from error
     raise SemanticTokenizerError(f"unknown feature backend '{backend}' (choose from {', '.join(BACKENDS)})")
 
 
@@ -161,9 +159,7 @@ def load_semantic_tokenizer(
     config, tensors = checkpoint.config, checkpoint.tensors
     missing = {"centroids", "mean", "std", "weights"} - set(tensors)
     if missing or "backend" not in config:
-        raise CheckpointError(
-            f"{directory}: incomplete semantic tokenizer (missing {sorted(missing) or 'backend'})"
-        )
+        raise CheckpointError(f"{directory}: incomplete semantic tokenizer (missing {sorted(missing) or 'backend'})")
     settings = dict(config.get("extractor") or {})
     if encoder_path is not None:
         if config["backend"] == "builtin":

@@ -101,9 +101,7 @@ def _chord_interval(span: ChordSpan, kinds: Sequence[int], default: int) -> int:
     return next((i for i in kinds if i in present), default)
 
 
-def _bass_pitch(
-    symbol: str, root: int, span: ChordSpan, following: ChordSpan | None, scale: Sequence[int]
-) -> int:
+def _bass_pitch(symbol: str, root: int, span: ChordSpan, following: ChordSpan | None, scale: Sequence[int]) -> int:
     """The pitch a bass grid symbol stands for over `span`, whose root is played at MIDI pitch `root`."""
     upper = symbol.upper()
     if upper in ("R", "G"):
@@ -115,8 +113,14 @@ def _bass_pitch(
         # Approach chromatically from the side the line is coming from.
         return target - 1 if target > root else target + 1
     if upper == "P":
-        step = next(((pc - span.root) % 12 for pc in sorted(scale, key=lambda p: (p - span.root) % 12)
-                     if (pc - span.root) % 12 in (1, 2)), 2)
+        step = next(
+            (
+                (pc - span.root) % 12
+                for pc in sorted(scale, key=lambda p: (p - span.root) % 12)
+                if (pc - span.root) % 12 in (1, 2)
+            ),
+            2,
+        )
         return root + step
     interval = {
         "3": _chord_interval(span, (4, 3, 5, 2), 4),

@@ -41,8 +41,13 @@ def _synth(args: argparse.Namespace) -> int:
         if unknown:
             raise SingsongError(f"unknown style(s) {', '.join(unknown)}; choose from {', '.join(STYLES)}")
     settings = CorpusSettings(
-        songs=args.songs, seconds=args.seconds, seed=args.seed, sample_rate=args.sample_rate,
-        format=args.format, styles=styles, soundfont=args.soundfont,
+        songs=args.songs,
+        seconds=args.seconds,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
+        format=args.format,
+        styles=styles,
+        soundfont=args.soundfont,
     )
     summary = generate_corpus(args.out, settings, jobs=args.jobs, progress=not args.quiet)
     splits = ", ".join(f"{k} {v}" for k, v in sorted(summary.splits.items()))

@@ -137,9 +137,15 @@ def _to_chords(spans: Sequence[ChordSpan], timeline: Timeline, duration: float) 
             break
         bar = int((span.start + 1e-9) // timeline.beats_per_bar)
         chords.append(
-            Chord(bar=bar, beat=span.start - bar * timeline.beats_per_bar, start=start,
-                  end=min(timeline.time(span.end), duration), root=span.root, quality=span.quality,
-                  pitch_classes=span.pitch_classes)
+            Chord(
+                bar=bar,
+                beat=span.start - bar * timeline.beats_per_bar,
+                start=start,
+                end=min(timeline.time(span.end), duration),
+                root=span.root,
+                quality=span.quality,
+                pitch_classes=span.pitch_classes,
+            )
         )
     last = chords[-1]
     chords[-1] = Chord(last.bar, last.beat, last.start, duration, last.root, last.quality, last.pitch_classes)
@@ -202,7 +208,10 @@ def _pick_comping(rng: random.Random, preset: StylePreset) -> list[CompSpec]:
 
 
 def _plan_form(
-    rng: random.Random, preset: StylePreset, total_bars: int, progressions: dict[bool, tuple[Numeral, ...]],
+    rng: random.Random,
+    preset: StylePreset,
+    total_bars: int,
+    progressions: dict[bool, tuple[Numeral, ...]],
     beats_per_chord: float,
 ) -> _Form:
     intro_bars = 1 if total_bars >= 4 and rng.random() < 0.5 else 0
@@ -219,7 +228,13 @@ def _plan_form(
 
 
 def _write_vocal(
-    seed: int, preset: StylePreset, form: _Form, tonic: int, mode: Mode, harmony: Harmony, timeline: Timeline,
+    seed: int,
+    preset: StylePreset,
+    form: _Form,
+    tonic: int,
+    mode: Mode,
+    harmony: Harmony,
+    timeline: Timeline,
     duration: float,
 ) -> list[VocalNote]:
     rng = _rng(seed, "melody")
@@ -228,11 +243,17 @@ def _write_vocal(
     for section, (start_bar, bars, chorus) in enumerate(form.sections):
         count = bars // form.phrase_bars
         for i, label in enumerate(form_for(rng, count)):
-            slots.append(PhraseSlot(start=(start_bar + i * form.phrase_bars) * beats_per_bar,
-                                    beats=form.phrase_bars * beats_per_bar, label=label, section=section,
-                                    chorus=chorus, cadence=i == count - 1))
-    writer = MelodyWriter(rng, preset, tonic, mode, harmony, timeline.seconds_per_beat,
-                          rng.choice(preset.vocal_ranges))
+            slots.append(
+                PhraseSlot(
+                    start=(start_bar + i * form.phrase_bars) * beats_per_bar,
+                    beats=form.phrase_bars * beats_per_bar,
+                    label=label,
+                    section=section,
+                    chorus=chorus,
+                    cadence=i == count - 1,
+                )
+            )
+    writer = MelodyWriter(rng, preset, tonic, mode, harmony, timeline.seconds_per_beat, rng.choice(preset.vocal_ranges))
     written = writer.write(slots)
     phrases = [phrase for phrase, _ in written]
     notes = _perform([note for _, note in written], timeline, duration, None, MIN_VOCAL_SECONDS, keep_order=True)
@@ -275,8 +296,9 @@ def compose(seed: int, seconds: float, style: str | None = None) -> Song:
     # The intro vamps on the tonic, coloured like the verse's own tonic chord when it starts on one (I7 in a
     # blues, Imaj7 in a bossa).
     first = progressions[False][0]
-    tonic_chord = Numeral(0, first.quality) if first.offset == 0 else parse_numeral(
-        "I" if mode == "major" else "i", mode)
+    tonic_chord = (
+        Numeral(0, first.quality) if first.offset == 0 else parse_numeral("I" if mode == "major" else "i", mode)
+    )
     spans = _plan_chords(form, progressions, tonic_chord, tonic, beats_per_chord, beats_per_bar)
     harmony = Harmony(spans)
 
@@ -289,20 +311,45 @@ def compose(seed: int, seconds: float, style: str | None = None) -> Song:
         return [n for _, n in _perform(notes, timeline, duration, humanise, MIN_NOTE_SECONDS)]
 
     drums = compose_drums(_rng(seed, "drums"), preset, _drum_sections(band, preset, form), total_bars)
-    bass = compose_bass(_rng(seed, "bass"), harmony, BASS_PATTERNS[preset.bass_pattern],
-                        scale_pitch_classes(tonic, mode), beats_per_bar, preset.velocity - 4, form.intro_bars)
+    bass = compose_bass(
+        _rng(seed, "bass"),
+        harmony,
+        BASS_PATTERNS[preset.bass_pattern],
+        scale_pitch_classes(tonic, mode),
+        beats_per_bar,
+        preset.velocity - 4,
+        form.intro_bars,
+    )
     parts = [
         Part("drums", "drums", 0, True, perform(drums)),
         Part("bass", "bass", band.choice(preset.bass_programs), False, perform(bass), gain_db=preset.bass_gain_db),
     ]
     for spec in _pick_comping(band, preset):
-        notes = compose_comping(_rng(seed, f"comp:{spec.name}"), harmony, spec, beats_per_bar, preset.velocity,
-                                form.intro_bars)
-        parts.append(Part(spec.name, "other", band.choice(spec.programs), False, perform(notes),
-                          pan=spec.pan, gain_db=spec.gain_db))
+        notes = compose_comping(
+            _rng(seed, f"comp:{spec.name}"), harmony, spec, beats_per_bar, preset.velocity, form.intro_bars
+        )
+        parts.append(
+            Part(
+                spec.name,
+                "other",
+                band.choice(spec.programs),
+                False,
+                perform(notes),
+                pan=spec.pan,
+                gain_db=spec.gain_db,
+            )
+        )
 
     return Song(
-        seed=seed, style=preset.name, tonic=tonic, mode=mode, tempo=tempo, beats_per_bar=beats_per_bar,
-        duration=duration, chords=_to_chords(spans, timeline, duration), vocal=vocal, parts=parts,
+        seed=seed,
+        style=preset.name,
+        tonic=tonic,
+        mode=mode,
+        tempo=tempo,
+        beats_per_bar=beats_per_bar,
+        duration=duration,
+        chords=_to_chords(spans, timeline, duration),
+        vocal=vocal,
+        parts=parts,
         swing=preset.swing,
     )

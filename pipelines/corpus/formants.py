@@ -78,8 +78,9 @@ CONSONANTS: dict[str, Consonant] = {
 }
 
 
-def resonator_coeffs(freq: np.ndarray | float, bw: np.ndarray | float,
-                     sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+def resonator_coeffs(
+    freq: np.ndarray | float, bw: np.ndarray | float, sample_rate: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Denominator coefficients (a1, a2) of Klatt's digital resonator, vectorised over freq/bw."""
     r = np.exp(-np.pi * np.asarray(bw, dtype=np.float64) / sample_rate)
     a1 = -2.0 * r * np.cos(2.0 * np.pi * np.asarray(freq, dtype=np.float64) / sample_rate)

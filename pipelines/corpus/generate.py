@@ -144,8 +144,12 @@ def render_song(
     # One room for the whole band, different send levels per stem (drums and vocals a bit drier).
     rt60 = float(rng.uniform(0.3, 1.2))
     response = room_impulse_response(sr, rng, rt60=rt60)
-    sends = {"vocals": rng.uniform(0.08, 0.3), "drums": rng.uniform(0.03, 0.15),
-             "bass": rng.uniform(0.0, 0.05), "other": rng.uniform(0.1, 0.35)}
+    sends = {
+        "vocals": rng.uniform(0.08, 0.3),
+        "drums": rng.uniform(0.03, 0.15),
+        "bass": rng.uniform(0.0, 0.05),
+        "other": rng.uniform(0.1, 0.35),
+    }
     for name in STEMS:
         stems[name] = apply_reverb(stems[name], response, float(sends[name]))
     lap("reverb")

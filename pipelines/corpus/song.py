@@ -111,8 +111,15 @@ class Song:
             "duration": self.duration,
             "chords": [{**asdict(c), "symbol": c.symbol} for c in self.chords],
             "parts": [
-                {"name": p.name, "stem": p.stem, "program": p.program, "is_drum": p.is_drum,
-                 "pan": p.pan, "gain_db": p.gain_db, "notes": len(p.notes)}
+                {
+                    "name": p.name,
+                    "stem": p.stem,
+                    "program": p.program,
+                    "is_drum": p.is_drum,
+                    "pan": p.pan,
+                    "gain_db": p.gain_db,
+                    "notes": len(p.notes),
+                }
                 for p in self.parts
             ],
             "vocal_notes": len(self.vocal),

@@ -48,8 +48,15 @@ TOMS = (HIGH_TOM, HI_MID_TOM, LOW_MID_TOM, LOW_TOM, HIGH_FLOOR_TOM)
 #: Relative loudness of drum voices, so that a grid's `x` means "normal" for that instrument: cymbals and
 #: shakers sit under the kick and snare in a real kit.
 DRUM_LEVEL: dict[int, float] = {
-    CLOSED_HAT: 0.75, PEDAL_HAT: 0.7, OPEN_HAT: 0.75, RIDE: 0.75, TAMBOURINE: 0.65, SHAKER: 0.6,
-    COWBELL: 0.7, SIDE_STICK: 0.9, CRASH: 0.9,
+    CLOSED_HAT: 0.75,
+    PEDAL_HAT: 0.7,
+    OPEN_HAT: 0.75,
+    RIDE: 0.75,
+    TAMBOURINE: 0.65,
+    SHAKER: 0.6,
+    COWBELL: 0.7,
+    SIDE_STICK: 0.9,
+    CRASH: 0.9,
 }
 
 GRID_SILENCE = "."
@@ -182,39 +189,72 @@ COMP_PATTERNS: dict[str, tuple[str, ...]] = {
 
 # ------------------------------------------------------------------------------------ melody rhythms
 _POP_CELLS = (
-    RhythmCell((0.5, 0.5), 4), RhythmCell((1.0,), 3), RhythmCell((1.5, 0.5), 2), RhythmCell((0.5, 1.0, 0.5), 2),
-    RhythmCell((2.0,), 1), RhythmCell((-0.5, 0.5), 1), RhythmCell((0.75, 0.25), 1),
+    RhythmCell((0.5, 0.5), 4),
+    RhythmCell((1.0,), 3),
+    RhythmCell((1.5, 0.5), 2),
+    RhythmCell((0.5, 1.0, 0.5), 2),
+    RhythmCell((2.0,), 1),
+    RhythmCell((-0.5, 0.5), 1),
+    RhythmCell((0.75, 0.25), 1),
 )
 _BALLAD_CELLS = (
-    RhythmCell((1.0,), 4), RhythmCell((2.0,), 2), RhythmCell((0.5, 0.5), 3), RhythmCell((1.5, 0.5), 2),
-    RhythmCell((0.75, 0.25), 1), RhythmCell((0.5, 0.25, 0.25), 1),
+    RhythmCell((1.0,), 4),
+    RhythmCell((2.0,), 2),
+    RhythmCell((0.5, 0.5), 3),
+    RhythmCell((1.5, 0.5), 2),
+    RhythmCell((0.75, 0.25), 1),
+    RhythmCell((0.5, 0.25, 0.25), 1),
 )
 _FUNK_CELLS = (
-    RhythmCell((0.5, 0.5), 3), RhythmCell((0.25, 0.25, 0.5), 2), RhythmCell((0.75, 0.25), 2),
-    RhythmCell((-0.25, 0.25, 0.5), 1), RhythmCell((0.5, 0.25, 0.25), 1), RhythmCell((1.0,), 2),
+    RhythmCell((0.5, 0.5), 3),
+    RhythmCell((0.25, 0.25, 0.5), 2),
+    RhythmCell((0.75, 0.25), 2),
+    RhythmCell((-0.25, 0.25, 0.5), 1),
+    RhythmCell((0.5, 0.25, 0.25), 1),
+    RhythmCell((1.0,), 2),
     RhythmCell((-0.5, 0.5), 1),
 )
 _BOSSA_CELLS = (
-    RhythmCell((0.5, 1.0, 0.5), 3), RhythmCell((0.5, 0.5), 3), RhythmCell((1.5, 0.5), 2), RhythmCell((1.0,), 2),
-    RhythmCell((-0.5, 0.5), 1), RhythmCell((2.0,), 1),
+    RhythmCell((0.5, 1.0, 0.5), 3),
+    RhythmCell((0.5, 0.5), 3),
+    RhythmCell((1.5, 0.5), 2),
+    RhythmCell((1.0,), 2),
+    RhythmCell((-0.5, 0.5), 1),
+    RhythmCell((2.0,), 1),
 )
 _DANCE_CELLS = (
-    RhythmCell((0.5, 0.5), 4), RhythmCell((1.0,), 3), RhythmCell((1.5, 0.5), 2), RhythmCell((-0.5, 0.5), 1),
+    RhythmCell((0.5, 0.5), 4),
+    RhythmCell((1.0,), 3),
+    RhythmCell((1.5, 0.5), 2),
+    RhythmCell((-0.5, 0.5), 1),
     RhythmCell((2.0,), 1),
 )
 _FOLK_CELLS = (
-    RhythmCell((1.0,), 4), RhythmCell((0.5, 0.5), 3), RhythmCell((2.0,), 2), RhythmCell((1.5, 0.5), 2),
+    RhythmCell((1.0,), 4),
+    RhythmCell((0.5, 0.5), 3),
+    RhythmCell((2.0,), 2),
+    RhythmCell((1.5, 0.5), 2),
 )
 _REGGAE_CELLS = (
-    RhythmCell((1.0,), 3), RhythmCell((0.5, 0.5), 3), RhythmCell((1.5, 0.5), 2), RhythmCell((-0.5, 0.5), 2),
-    RhythmCell((0.5, 1.0, 0.5), 1), RhythmCell((2.0,), 1),
+    RhythmCell((1.0,), 3),
+    RhythmCell((0.5, 0.5), 3),
+    RhythmCell((1.5, 0.5), 2),
+    RhythmCell((-0.5, 0.5), 2),
+    RhythmCell((0.5, 1.0, 0.5), 1),
+    RhythmCell((2.0,), 1),
 )
 _COUNTRY_CELLS = (
-    RhythmCell((1.0,), 4), RhythmCell((0.5, 0.5), 4), RhythmCell((1.5, 0.5), 2), RhythmCell((2.0,), 2),
+    RhythmCell((1.0,), 4),
+    RhythmCell((0.5, 0.5), 4),
+    RhythmCell((1.5, 0.5), 2),
+    RhythmCell((2.0,), 2),
     RhythmCell((-0.5, 0.5), 1),
 )
 _BLUES_CELLS = (
-    RhythmCell((0.5, 0.5), 3), RhythmCell((1.0,), 3), RhythmCell((1.5, 0.5), 2), RhythmCell((-0.5, 0.5), 2),
+    RhythmCell((0.5, 0.5), 3),
+    RhythmCell((1.0,), 3),
+    RhythmCell((1.5, 0.5), 2),
+    RhythmCell((-0.5, 0.5), 2),
     RhythmCell((2.0,), 2),
 )
 
@@ -240,10 +280,19 @@ STYLES: dict[str, StylePreset] = {
             chords_per_bar=(1, 2),
             seventh_probability=0.15,
             drum_grooves=(
-                _groove("pop_eighths", (KICK, "X.......x.x....."), (SNARE, "....X.......X..."),
-                        (CLOSED_HAT, "X.x.X.x.X.x.X.x.")),
-                _groove("pop_sixteenths", (KICK, "X.....x.X......."), (SNARE, "....X.......X..."),
-                        (CLOSED_HAT, "XoxoXoxoXoxoXoxo"), (TAMBOURINE, "....x.......x...")),
+                _groove(
+                    "pop_eighths",
+                    (KICK, "X.......x.x....."),
+                    (SNARE, "....X.......X..."),
+                    (CLOSED_HAT, "X.x.X.x.X.x.X.x."),
+                ),
+                _groove(
+                    "pop_sixteenths",
+                    (KICK, "X.....x.X......."),
+                    (SNARE, "....X.......X..."),
+                    (CLOSED_HAT, "XoxoXoxoXoxoXoxo"),
+                    (TAMBOURINE, "....x.......x..."),
+                ),
             ),
             bass_programs=(33, 34),
             bass_pattern="root_fifth",
@@ -266,12 +315,22 @@ STYLES: dict[str, StylePreset] = {
             progressions_major=("I bVII IV I", "I IV V IV", "I V vi IV", "I IV I V", _ROCK_12),
             progressions_minor=("i VII VI VII", "i VI III VII", "i iv VII i", "i VI VII VII"),
             drum_grooves=(
-                _groove("rock_eighths", (KICK, "X.....x.X.x....."), (SNARE, "....X.......X..."),
-                        (CLOSED_HAT, "X.x.X.x.X.x.X.x.")),
-                _groove("rock_ride", (KICK, "X.......X.x....."), (SNARE, "....X.......X..."),
-                        (RIDE, "X.x.X.x.X.x.X.x.")),
-                _groove("rock_drive", (KICK, "X.x.....X.x.x..."), (SNARE, "....X.......X..."),
-                        (OPEN_HAT, "x...x...x...x..."), (CLOSED_HAT, "..x...x...x...x.")),
+                _groove(
+                    "rock_eighths",
+                    (KICK, "X.....x.X.x....."),
+                    (SNARE, "....X.......X..."),
+                    (CLOSED_HAT, "X.x.X.x.X.x.X.x."),
+                ),
+                _groove(
+                    "rock_ride", (KICK, "X.......X.x....."), (SNARE, "....X.......X..."), (RIDE, "X.x.X.x.X.x.X.x.")
+                ),
+                _groove(
+                    "rock_drive",
+                    (KICK, "X.x.....X.x.x..."),
+                    (SNARE, "....X.......X..."),
+                    (OPEN_HAT, "x...x...x...x..."),
+                    (CLOSED_HAT, "..x...x...x...x."),
+                ),
             ),
             bass_programs=(34, 33),
             bass_pattern="root_eighths",
@@ -302,10 +361,20 @@ STYLES: dict[str, StylePreset] = {
                 # kick and 2 and 4 the snare, so the pulse stays unambiguous under all the sixteenths.
                 # Loud hits fall on the eighth-note grid and only ghosts on the "e"/"a" sixteenths; accents
                 # three sixteenths apart would suggest a pulse of dotted eighths (4/3 of the tempo).
-                _groove("funk_ghosts", (KICK, "X.x.....X.x....."), (SNARE, "....X.o....oX.o."),
-                        (CLOSED_HAT, "XxoxXxoxXxoxXx.x"), (OPEN_HAT, "..............x.")),
-                _groove("funk_open", (KICK, "X......oX.x....."), (SNARE, "....X.o.o...X..o"),
-                        (CLOSED_HAT, "X.x.X.x.X.x.X..."), (OPEN_HAT, "..............x.")),
+                _groove(
+                    "funk_ghosts",
+                    (KICK, "X.x.....X.x....."),
+                    (SNARE, "....X.o....oX.o."),
+                    (CLOSED_HAT, "XxoxXxoxXxoxXx.x"),
+                    (OPEN_HAT, "..............x."),
+                ),
+                _groove(
+                    "funk_open",
+                    (KICK, "X......oX.x....."),
+                    (SNARE, "....X.o.o...X..o"),
+                    (CLOSED_HAT, "X.x.X.x.X.x.X..."),
+                    (OPEN_HAT, "..............x."),
+                ),
             ),
             bass_programs=(36, 37, 38),
             bass_pattern="funk",
@@ -314,8 +383,9 @@ STYLES: dict[str, StylePreset] = {
                 CompSpec("clav", (7,), "stabs", register=(52, 76), voices=3, level=0.8, pan=-0.3),
             ),
             comping_secondary=(
-                CompSpec("brass", (61, 62), "horn_stabs", register=(55, 79), voices=4, level=0.85,
-                         gain_db=-6.0, pan=-0.35),
+                CompSpec(
+                    "brass", (61, 62), "horn_stabs", register=(55, 79), voices=4, level=0.85, gain_db=-6.0, pan=-0.35
+                ),
                 CompSpec("keys", ELECTRIC_PIANO, "pad", register=(52, 76), level=0.65, gain_db=-8.0, pan=0.3),
             ),
             melody_cells=_FUNK_CELLS,
@@ -331,10 +401,15 @@ STYLES: dict[str, StylePreset] = {
             chords_per_bar=(1, 2),
             seventh_probability=0.25,
             drum_grooves=(
-                _groove("ballad_stick", (KICK, "X.......x.x....."), (SIDE_STICK, "....x.......x..."),
-                        (CLOSED_HAT, "x.o.x.o.x.o.x.o.")),
-                _groove("ballad_ride", (KICK, "X.......X......."), (SNARE, "....x.......x..."),
-                        (RIDE, "x.o.x.o.x.o.x.o.")),
+                _groove(
+                    "ballad_stick",
+                    (KICK, "X.......x.x....."),
+                    (SIDE_STICK, "....x.......x..."),
+                    (CLOSED_HAT, "x.o.x.o.x.o.x.o."),
+                ),
+                _groove(
+                    "ballad_ride", (KICK, "X.......X......."), (SNARE, "....x.......x..."), (RIDE, "x.o.x.o.x.o.x.o.")
+                ),
             ),
             bass_programs=(33, 35),
             bass_pattern="root_half",
@@ -358,25 +433,35 @@ STYLES: dict[str, StylePreset] = {
             name="bossa",
             description="Bossa nova: nylon guitar syncopations, bossa kick and clave, seventh chords, ii-V-I.",
             tempo_range=(110, 140),
-            progressions_major=("Imaj7 vi7 ii7 V7", "ii7 V7 Imaj7 Imaj7", "Imaj7 IVmaj7 iii7 vi7",
-                                "Imaj7 ii7 iii7 ii7"),
+            progressions_major=(
+                "Imaj7 vi7 ii7 V7",
+                "ii7 V7 Imaj7 Imaj7",
+                "Imaj7 IVmaj7 iii7 vi7",
+                "Imaj7 ii7 iii7 ii7",
+            ),
             progressions_minor=("i7 iv7 iim7b5 V7", "i7 VImaj7 iim7b5 V7", "i7 i7 iv7 iv7"),
             seventh_probability=1.0,
             drum_grooves=(
                 # The bass drum plays the samba figure - every beat, with a soft pickup on the last
                 # sixteenth before it - so the quarter-note pulse stays clear under the syncopated clave (the
                 # classic dotted-quarter kick alone pulls a listener, and a beat tracker, to 2/3 of the tempo).
-                _groove("bossa_clave", (KICK, "X..oX..oX..oX..oX..oX..oX..oX..o"),
-                        (SIDE_STICK, "x.....x.....x.......x.....x....."),
-                        (CLOSED_HAT, "x.o.x.o.x.o.x.o.x.o.x.o.x.o.x.o."), bars=2),
-                _groove("bossa_shaker", (KICK, "X..oX..oX..oX..o"), (SIDE_STICK, "....x.......x..."),
-                        (SHAKER, "XoxoXoxoXoxoXoxo")),
+                _groove(
+                    "bossa_clave",
+                    (KICK, "X..oX..oX..oX..oX..oX..oX..oX..o"),
+                    (SIDE_STICK, "x.....x.....x.......x.....x....."),
+                    (CLOSED_HAT, "x.o.x.o.x.o.x.o.x.o.x.o.x.o.x.o."),
+                    bars=2,
+                ),
+                _groove(
+                    "bossa_shaker",
+                    (KICK, "X..oX..oX..oX..o"),
+                    (SIDE_STICK, "....x.......x..."),
+                    (SHAKER, "XoxoXoxoXoxoXoxo"),
+                ),
             ),
             bass_programs=(32,),
             bass_pattern="bossa",
-            comping_primary=(
-                CompSpec("guitar", (24,), "bossa", register=(48, 72), voices=4, pan=-0.25),
-            ),
+            comping_primary=(CompSpec("guitar", (24,), "bossa", register=(48, 72), voices=4, pan=-0.25),),
             comping_secondary=(
                 CompSpec("keys", ELECTRIC_PIANO, "pad", register=(52, 76), level=0.65, gain_db=-8.0, pan=0.3),
                 CompSpec("vibes", (11,), "block", register=(55, 79), level=0.7, gain_db=-8.0, pan=0.35),
@@ -395,10 +480,20 @@ STYLES: dict[str, StylePreset] = {
             progressions_minor=("i VI III VII", "i iv VI v", "i VII VI VII", "VI VII i i"),
             seventh_probability=0.3,
             drum_grooves=(
-                _groove("four_on_the_floor", (KICK, "X...X...X...X..."), (CLAP, "....X.......X..."),
-                        (OPEN_HAT, "..x...x...x...x."), (CLOSED_HAT, "xo.oxo.oxo.oxo.o")),
-                _groove("four_on_the_floor_16", (KICK, "X...X...X...X..."), (SNARE, "....X.......X..."),
-                        (CLAP, "....X.......X..."), (CLOSED_HAT, "xxXxxxXxxxXxxxXx")),
+                _groove(
+                    "four_on_the_floor",
+                    (KICK, "X...X...X...X..."),
+                    (CLAP, "....X.......X..."),
+                    (OPEN_HAT, "..x...x...x...x."),
+                    (CLOSED_HAT, "xo.oxo.oxo.oxo.o"),
+                ),
+                _groove(
+                    "four_on_the_floor_16",
+                    (KICK, "X...X...X...X..."),
+                    (SNARE, "....X.......X..."),
+                    (CLAP, "....X.......X..."),
+                    (CLOSED_HAT, "xxXxxxXxxxXxxxXx"),
+                ),
             ),
             bass_programs=(38, 39),
             bass_pattern="octaves",
@@ -423,8 +518,13 @@ STYLES: dict[str, StylePreset] = {
             progressions_minor=("i iv i V", "i VII VI VII", "i VI VII i"),
             drum_grooves=(
                 _groove("waltz", (KICK, "X....."), (SNARE, "..x.x."), (CLOSED_HAT, "x.x.x."), steps_per_beat=2),
-                _groove("waltz_tambourine", (KICK, "X....."), (SIDE_STICK, "..x.x."), (TAMBOURINE, "xox.x."),
-                        steps_per_beat=2),
+                _groove(
+                    "waltz_tambourine",
+                    (KICK, "X....."),
+                    (SIDE_STICK, "..x.x."),
+                    (TAMBOURINE, "xox.x."),
+                    steps_per_beat=2,
+                ),
             ),
             bass_programs=(32, 33),
             bass_pattern="waltz",
@@ -433,8 +533,9 @@ STYLES: dict[str, StylePreset] = {
                 CompSpec("piano", PIANO, "waltz", register=(52, 76), voices=3, pan=-0.2),
             ),
             comping_secondary=(
-                CompSpec("accordion", (21,), "waltz_pad", register=(55, 76), voices=3, level=0.7,
-                         gain_db=-8.0, pan=0.3),
+                CompSpec(
+                    "accordion", (21,), "waltz_pad", register=(55, 76), voices=3, level=0.7, gain_db=-8.0, pan=0.3
+                ),
                 CompSpec("banjo", (105,), "waltz_arp", register=(55, 79), level=0.75, gain_db=-7.0, pan=0.4),
             ),
             melody_cells=_FOLK_CELLS,
@@ -448,21 +549,27 @@ STYLES: dict[str, StylePreset] = {
             name="country",
             description="Country two-step: boom-chick guitar and bass, light shuffle, chords held for two bars.",
             tempo_range=(104, 132),
-            progressions_major=("I:2 IV:2 V:2 I:2", "I I IV IV V V I I", "I:2 V:2 IV:2 I:2", "I IV I V",
-                                "I vi IV V"),
+            progressions_major=("I:2 IV:2 V:2 I:2", "I I IV IV V V I I", "I:2 V:2 IV:2 I:2", "I IV I V", "I vi IV V"),
             progressions_minor=("i:2 iv:2 VII:2 i:2", "i VI VII i"),
             swing=0.2,
             drum_grooves=(
-                _groove("two_step", (KICK, "X.......X......."), (SNARE, "....X.......X..."),
-                        (CLOSED_HAT, "X.x.X.x.X.x.X.x.")),
-                _groove("two_step_stick", (KICK, "X.......X......."), (SIDE_STICK, "....x.......x..."),
-                        (RIDE, "X.x.X.x.X.x.X.x."), (PEDAL_HAT, "....x.......x...")),
+                _groove(
+                    "two_step",
+                    (KICK, "X.......X......."),
+                    (SNARE, "....X.......X..."),
+                    (CLOSED_HAT, "X.x.X.x.X.x.X.x."),
+                ),
+                _groove(
+                    "two_step_stick",
+                    (KICK, "X.......X......."),
+                    (SIDE_STICK, "....x.......x..."),
+                    (RIDE, "X.x.X.x.X.x.X.x."),
+                    (PEDAL_HAT, "....x.......x..."),
+                ),
             ),
             bass_programs=(32, 33),
             bass_pattern="boom_chick",
-            comping_primary=(
-                CompSpec("guitar", (25,), "boom_chick", register=(48, 72), voices=4, pan=-0.3),
-            ),
+            comping_primary=(CompSpec("guitar", (25,), "boom_chick", register=(48, 72), voices=4, pan=-0.3),),
             comping_secondary=(
                 CompSpec("banjo", (105,), "banjo_roll", register=(55, 79), level=0.7, gain_db=-7.0, pan=0.4),
                 CompSpec("piano", PIANO, "block", register=(52, 76), level=0.75, gain_db=-6.0, pan=0.3),
@@ -483,19 +590,25 @@ STYLES: dict[str, StylePreset] = {
             swing=0.0,
             drum_grooves=(
                 # The one drop leaves beat 1 empty, so the hats lean on every beat to keep the pulse clear.
-                _groove("one_drop", (KICK, "........X......."), (SIDE_STICK, "........X......."),
-                        (CLOSED_HAT, "X.o.X.o.X.o.X..."), (OPEN_HAT, "..............x.")),
-                _groove("steppers", (KICK, "X...X...X...X..."), (SIDE_STICK, "........X......."),
-                        (CLOSED_HAT, "x.o.x.o.x.o.x.o.")),
+                _groove(
+                    "one_drop",
+                    (KICK, "........X......."),
+                    (SIDE_STICK, "........X......."),
+                    (CLOSED_HAT, "X.o.X.o.X.o.X..."),
+                    (OPEN_HAT, "..............x."),
+                ),
+                _groove(
+                    "steppers",
+                    (KICK, "X...X...X...X..."),
+                    (SIDE_STICK, "........X......."),
+                    (CLOSED_HAT, "x.o.x.o.x.o.x.o."),
+                ),
             ),
             bass_programs=(33, 34),
             bass_pattern="one_drop",
-            comping_primary=(
-                CompSpec("guitar", (28, 27), "skank", register=(55, 76), voices=3, level=0.8, pan=0.35),
-            ),
+            comping_primary=(CompSpec("guitar", (28, 27), "skank", register=(55, 76), voices=3, level=0.8, pan=0.35),),
             comping_secondary=(
-                CompSpec("organ", (16, 17), "bubble", register=(52, 72), voices=3, level=0.65, gain_db=-7.0,
-                         pan=-0.35),
+                CompSpec("organ", (16, 17), "bubble", register=(52, 72), voices=3, level=0.65, gain_db=-7.0, pan=-0.35),
                 CompSpec("piano", PIANO, "skank", register=(55, 79), voices=4, level=0.7, gain_db=-6.0, pan=-0.3),
             ),
             melody_cells=_REGGAE_CELLS,
@@ -513,10 +626,19 @@ STYLES: dict[str, StylePreset] = {
             swing=1 / 3,
             seventh_probability=1.0,
             drum_grooves=(
-                _groove("shuffle_ride", (KICK, "X.......X......."), (SNARE, "....X.......X..."),
-                        (RIDE, "X.x.X.x.X.x.X.x."), (PEDAL_HAT, "....x.......x...")),
-                _groove("shuffle_hat", (KICK, "X.....x.X.....x."), (SNARE, "....X.......X..."),
-                        (CLOSED_HAT, "x.x.x.x.x.x.x.x.")),
+                _groove(
+                    "shuffle_ride",
+                    (KICK, "X.......X......."),
+                    (SNARE, "....X.......X..."),
+                    (RIDE, "X.x.X.x.X.x.X.x."),
+                    (PEDAL_HAT, "....x.......x..."),
+                ),
+                _groove(
+                    "shuffle_hat",
+                    (KICK, "X.....x.X.....x."),
+                    (SNARE, "....X.......X..."),
+                    (CLOSED_HAT, "x.x.x.x.x.x.x.x."),
+                ),
             ),
             bass_programs=(32, 33),
             bass_pattern="walking_shuffle",

@@ -86,9 +86,14 @@ _CHUNK = 384  # glottal cycles per vectorised batch (bounds memory at ~10 MB per
 _POLY_LEN = 14  # glottal (3) + tilt (1) + five formants (10) poles, plus the constant term
 
 
-
-def render_vocal(notes: Sequence[VocalNote], duration: float, sample_rate: int = 44100, seed: int = 0,
-                 timbre: VoiceTimbre | None = None, vowels: Sequence[str] | None = None) -> np.ndarray:
+def render_vocal(
+    notes: Sequence[VocalNote],
+    duration: float,
+    sample_rate: int = 44100,
+    seed: int = 0,
+    timbre: VoiceTimbre | None = None,
+    vowels: Sequence[str] | None = None,
+) -> np.ndarray:
     """Sing `notes`; mono float32 of round(duration * sample_rate) samples, peak <= 1 (-1 dBFS if not silent).
 
     Deterministic for (notes, seed, timbre, vowels). `timbre=None` draws a singer with
@@ -107,7 +112,8 @@ def render_vocal(notes: Sequence[VocalNote], duration: float, sample_rate: int =
         timbre = VoiceTimbre.random(np.random.default_rng(seed))
     # Independent streams, so that e.g. a change in consonant logic does not reshuffle the pitch contour.
     plan_rng, pitch_rng, tract_rng, source_rng, event_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0x70CA1]).spawn(5))
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0x70CA1]).spawn(5)
+    )
 
     sylls = plan_syllables(notes, vowels, n / sr, timbre, plan_rng)
     if n == 0 or not sylls:
@@ -122,8 +128,10 @@ def render_vocal(notes: Sequence[VocalNote], duration: float, sample_rate: int =
     frames = _Frames.make(sr, timbre.formant_scale)
     cycles = _glottal_cycles(f0, env, level_db, tracks, timbre, sr, n, frames, source_rng)
     # Breath noise for the aspiration: band-limited white noise, gated per glottal cycle when rendering.
-    aspiration = signal.sosfilt(signal.butter(2, [400.0, min(9000.0, 0.45 * sr)], "bandpass", fs=sr,
-                                              output="sos"), source_rng.standard_normal(n))
+    aspiration = signal.sosfilt(
+        signal.butter(2, [400.0, min(9000.0, 0.45 * sr)], "bandpass", fs=sr, output="sos"),
+        source_rng.standard_normal(n),
+    )
     voiced = _render_cycles(cycles, aspiration, frames, sr) if cycles is not None else np.zeros(n)
 
     # Noise events are levelled against the sustained singing level, not against the (arbitrary) raw scale.
@@ -142,20 +150,37 @@ def _soft_floor(x: np.ndarray, floor: np.ndarray, softness: float) -> np.ndarray
     return floor + softness * np.logaddexp(0.0, (x - floor) / softness)
 
 
-def _harmonic_power_db(f0: np.ndarray, fg: np.ndarray, fa: np.ndarray, formants: np.ndarray,
-                       bandw: np.ndarray, sr: int, higher_poles_power: np.ndarray,
-                       fmax: float = 6000.0) -> np.ndarray:
+def _harmonic_power_db(
+    f0: np.ndarray,
+    fg: np.ndarray,
+    fa: np.ndarray,
+    formants: np.ndarray,
+    bandw: np.ndarray,
+    sr: int,
+    higher_poles_power: np.ndarray,
+    fmax: float = 6000.0,
+) -> np.ndarray:
     """Power (dB) of a unit-amplitude pulse train per cycle, from its harmonics below fmax.
 
     Uses the same source and tract model as the synthesis below, evaluated at the harmonic frequencies only;
     `higher_poles_power` is the static upper-tube response |H|^2 on an rfft grid from 0 to sr/2.
     """
     if len(f0) > 4 * _CHUNK:  # in batches: [cycles, harmonics] arrays would grow with the song's length
-        return np.concatenate([
-            _harmonic_power_db(f0[i:i + 4 * _CHUNK], fg[i:i + 4 * _CHUNK], fa[i:i + 4 * _CHUNK],
-                               formants[i:i + 4 * _CHUNK], bandw[i:i + 4 * _CHUNK], sr, higher_poles_power,
-                               fmax)
-            for i in range(0, len(f0), 4 * _CHUNK)])
+        return np.concatenate(
+            [
+                _harmonic_power_db(
+                    f0[i : i + 4 * _CHUNK],
+                    fg[i : i + 4 * _CHUNK],
+                    fa[i : i + 4 * _CHUNK],
+                    formants[i : i + 4 * _CHUNK],
+                    bandw[i : i + 4 * _CHUNK],
+                    sr,
+                    higher_poles_power,
+                    fmax,
+                )
+                for i in range(0, len(f0), 4 * _CHUNK)
+            ]
+        )
     h = np.arange(1, min(math.ceil(fmax / f0.min()), 200) + 1)
     freqs = f0[:, None] * h
     z = np.exp(-2j * np.pi * freqs / sr)
@@ -165,9 +190,9 @@ def _harmonic_power_db(f0: np.ndarray, fg: np.ndarray, fa: np.ndarray, formants:
     spec *= (1.0 - pole) / (1.0 - pole * z)
     a1, a2 = resonator_coeffs(formants, bandw, sr)
     for j in range(formants.shape[1]):
-        spec *= ((1.0 + a1[:, j] + a2[:, j])[:, None] / (1.0 + a1[:, j:j + 1] * z + a2[:, j:j + 1] * z * z))
+        spec *= (1.0 + a1[:, j] + a2[:, j])[:, None] / (1.0 + a1[:, j : j + 1] * z + a2[:, j : j + 1] * z * z)
     hp = np.interp(freqs, np.linspace(0.0, sr / 2, len(higher_poles_power)), higher_poles_power)
-    power = np.sum(np.where(freqs < min(fmax, 0.45 * sr), np.abs(spec) ** 2 * hp, 0.0), axis=1) * f0 ** 2
+    power = np.sum(np.where(freqs < min(fmax, 0.45 * sr), np.abs(spec) ** 2 * hp, 0.0), axis=1) * f0**2
     return 10.0 * np.log10(power + 1e-30)
 
 
@@ -194,8 +219,7 @@ class _Frames:
         shift = (1.0 - z1) * np.exp(-1j * np.outer(pre + 2 + np.arange(_FRAC_STEPS + 1) / _FRAC_STEPS, w))
         tube_f, tube_b = tube_formants(formant_scale, 6, 0.85 * (sr / 2))
         ta1, ta2 = resonator_coeffs(tube_f, tube_b, sr)
-        higher_poles = np.prod(
-            (1.0 + ta1 + ta2)[:, None] / (1.0 + ta1[:, None] * z1 + ta2[:, None] * z1 * z1), axis=0)
+        higher_poles = np.prod((1.0 + ta1 + ta2)[:, None] / (1.0 + ta1[:, None] * z1 + ta2[:, None] * z1 * z1), axis=0)
         taper = np.ones(nfft)
         fade_in, fade_out = nfft // 16, nfft // 8
         taper[:fade_in] = raised_cosine(np.arange(fade_in) / fade_in)
@@ -222,8 +246,12 @@ class _Cycles:
 def _source_energy(fg: np.ndarray, fa: np.ndarray, sr: int, points: int = 128) -> np.ndarray:
     """Energy of one unit-amplitude glottal flow-derivative pulse (Parseval on a coarse frequency grid)."""
     if len(fg) > 4 * _CHUNK:  # in batches, to bound memory
-        return np.concatenate([_source_energy(fg[i:i + 4 * _CHUNK], fa[i:i + 4 * _CHUNK], sr, points)
-                               for i in range(0, len(fg), 4 * _CHUNK)])
+        return np.concatenate(
+            [
+                _source_energy(fg[i : i + 4 * _CHUNK], fa[i : i + 4 * _CHUNK], sr, points)
+                for i in range(0, len(fg), 4 * _CHUNK)
+            ]
+        )
     z = np.exp(-1j * np.linspace(0.0, np.pi, points))
     ga1, ga2 = resonator_coeffs(fg, 1.2 * fg, sr)
     pole = np.exp(-2.0 * np.pi * fa / sr)[:, None]
@@ -232,9 +260,17 @@ def _source_energy(fg: np.ndarray, fa: np.ndarray, sr: int, points: int = 128) -
     return np.mean(np.abs(spec) ** 2, axis=1)
 
 
-def _glottal_cycles(f0: np.ndarray, env: np.ndarray, level_db: np.ndarray,
-                    tracks: tuple[np.ndarray, np.ndarray, np.ndarray], timbre: VoiceTimbre, sr: int,
-                    len_samples: int, frames: _Frames, rng: np.random.Generator) -> _Cycles | None:
+def _glottal_cycles(
+    f0: np.ndarray,
+    env: np.ndarray,
+    level_db: np.ndarray,
+    tracks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    timbre: VoiceTimbre,
+    sr: int,
+    len_samples: int,
+    frames: _Frames,
+    rng: np.random.Generator,
+) -> _Cycles | None:
     """Place the glottal cycles and set each one's source, tract and level parameters.
 
     `f0`, `env` and `level_db` are contours at `_CONTOUR_RATE`; the cycles are placed in samples at `sr`.
@@ -292,7 +328,7 @@ def _glottal_cycles(f0: np.ndarray, env: np.ndarray, level_db: np.ndarray,
     target_db = 10.0 * np.log10(f0k / 220.0) + 3.0 * np.clip(np.log2(formants[:, 0] / 450.0), -1.0, 1.0)
     amp = env_k * 10 ** ((target_db - smooth_db - 20.0) / 20)  # raw output near -20 dBFS (cosmetic)
     amp *= np.exp(rng.standard_normal(len(pos)) * timbre.shimmer_db / 8.686)  # shimmer
-    noise_energy = amp ** 2 * _source_energy(fg, fa, sr) * 10 ** (-hnr_db / 10)
+    noise_energy = amp**2 * _source_energy(fg, fa, sr) * 10 ** (-hnr_db / 10)
     return _Cycles(pos, length, f0k, amp, oq, fg, fa, noise_energy, formants, bandw)
 
 
@@ -327,8 +363,8 @@ def _render_cycles(cyc: _Cycles, aspiration: np.ndarray, frames: _Frames, sr: in
         for j in range(5):
             order = 3 + 2 * j + 1
             prev = poly[:, :order].copy()
-            poly[:, 1:order + 1] += a1[:, j:j + 1] * prev
-            poly[:, 2:order + 2] += a2[:, j:j + 1] * prev
+            poly[:, 1 : order + 1] += a1[:, j : j + 1] * prev
+            poly[:, 2 : order + 2] += a2[:, j : j + 1] * prev
         tract_gain = np.prod(1.0 + a1 + a2, axis=1)
         denominator = np.empty((m, frames.cos.shape[1]), dtype=np.complex128)
         denominator.real = poly @ frames.cos
@@ -348,7 +384,7 @@ def _render_cycles(cyc: _Cycles, aspiration: np.ndarray, frames: _Frames, sr: in
         block = np.zeros((m, nfft))
         lo_col = pre - span + 1
         for k in range(4):  # FIR with the glottal denominator, cancelled again by the division below
-            block[:, lo_col + k:lo_col + k + span] += glottal[:, k:k + 1] * noise
+            block[:, lo_col + k : lo_col + k + span] += glottal[:, k : k + 1] * noise
 
         spec = sfft.rfft(block, axis=1)
         spec += frames.shift[q] * (cyc.amp[sl] * (1.0 + ga1 + ga2) * (1.0 - pole))[:, None]
@@ -360,13 +396,14 @@ def _render_cycles(cyc: _Cycles, aspiration: np.ndarray, frames: _Frames, sr: in
         # Overlap-add at each cycle's position (bincount is a fast scatter-add).
         lo = int(base.min())
         acc = np.bincount(((base - lo)[:, None] + np.arange(nfft)).ravel(), weights=block.ravel())
-        buf[lo:lo + len(acc)] += acc
-    return buf[pre:pre + n]
+        buf[lo : lo + len(acc)] += acc
+    return buf[pre : pre + n]
 
 
 # ---------------------------------------------------------------------------------- consonants, breaths
-def _noise_events(sylls: list[Syllable], n: int, sr: int, timbre: VoiceTimbre, ref_rms: float,
-                  rng: np.random.Generator) -> np.ndarray:
+def _noise_events(
+    sylls: list[Syllable], n: int, sr: int, timbre: VoiceTimbre, ref_rms: float, rng: np.random.Generator
+) -> np.ndarray:
     """Frication, stop bursts and aspiration at syllable onsets, and inhalations before phrases."""
     out = np.zeros(n)
     scale = timbre.formant_scale
@@ -422,9 +459,12 @@ def _noise_events(sylls: list[Syllable], n: int, sr: int, timbre: VoiceTimbre, r
             add(s.start - 0.006, 0.01, band(*c.noise_band), c.noise_db + rng.normal(0, 1.5), 0.1)
 
     # Inhalation: turbulence through an open, neutral tract (damped formants), gently low-passed.
-    breath_sos = np.vstack([signal.butter(1, min(7000.0, 0.45 * sr), fs=sr, output="sos"),
-                            tract([600.0, 1300.0, 2400.0, 3400.0, 4400.0],
-                                  [250.0, 300.0, 400.0, 500.0, 600.0])])
+    breath_sos = np.vstack(
+        [
+            signal.butter(1, min(7000.0, 0.45 * sr), fs=sr, output="sos"),
+            tract([600.0, 1300.0, 2400.0, 3400.0, 4400.0], [250.0, 300.0, 400.0, 500.0, 600.0]),
+        ]
+    )
     for i, s in enumerate(sylls):
         if not s.phrase_start:
             continue
@@ -437,14 +477,17 @@ def _noise_events(sylls: list[Syllable], n: int, sr: int, timbre: VoiceTimbre, r
         dur = min(rng.uniform(0.3, 0.65), room - after - 0.05)
         if dur < 0.15:
             continue
-        add(onset - after - dur, dur, breath_sos, timbre.breath_level_db + rng.normal(0, 1.5),
-            rng.uniform(0.55, 0.75))
+        add(onset - after - dur, dur, breath_sos, timbre.breath_level_db + rng.normal(0, 1.5), rng.uniform(0.55, 0.75))
     return out
 
 
 # ------------------------------------------------------------------------------------------ listening aid
-def write_example(path: str | os.PathLike[str] = "/tmp/voice_example.wav", seed: int = 0,
-                  sample_rate: int = 44100, timbre: VoiceTimbre | None = None) -> np.ndarray:
+def write_example(
+    path: str | os.PathLike[str] = "/tmp/voice_example.wav",
+    seed: int = 0,
+    sample_rate: int = 44100,
+    timbre: VoiceTimbre | None = None,
+) -> np.ndarray:
     """Sing a built-in three-phrase melody (16.5 s, A minor) into a WAV file; returns the audio.
 
     For listening checks: legato runs, leaps, long notes with vibrato, staccato notes and breaths.
@@ -454,13 +497,32 @@ def write_example(path: str | os.PathLike[str] = "/tmp/voice_example.wav", seed:
     beat = 0.5  # 120 bpm
     phrases = [  # (MIDI pitch, start beat, length in beats)
         [(57, 1, 1), (60, 2, 1), (64, 3, 2), (62, 5, 1), (60, 6, 0.5), (59, 6.5, 0.5), (57, 7, 3)],
-        [(64, 12, 0.5), (64, 12.5, 0.5), (65, 13, 1), (67, 14, 1.5), (69, 15.5, 0.5), (72, 16, 2),
-         (71, 18, 1), (67, 19, 2)],
-        [(69, 23, 1), (67, 24, 0.4), (65, 24.5, 0.4), (64, 25, 1), (62, 26, 0.5), (60, 26.5, 0.5),
-         (59, 27, 1), (57, 28, 3.5)],
+        [
+            (64, 12, 0.5),
+            (64, 12.5, 0.5),
+            (65, 13, 1),
+            (67, 14, 1.5),
+            (69, 15.5, 0.5),
+            (72, 16, 2),
+            (71, 18, 1),
+            (67, 19, 2),
+        ],
+        [
+            (69, 23, 1),
+            (67, 24, 0.4),
+            (65, 24.5, 0.4),
+            (64, 25, 1),
+            (62, 26, 0.5),
+            (60, 26.5, 0.5),
+            (59, 27, 1),
+            (57, 28, 3.5),
+        ],
     ]
-    notes = [VocalNote(pitch, start * beat, (start + length) * beat, 90 + 4 * (i % 3), phrase)
-             for phrase, line in enumerate(phrases) for i, (pitch, start, length) in enumerate(line)]
+    notes = [
+        VocalNote(pitch, start * beat, (start + length) * beat, 90 + 4 * (i % 3), phrase)
+        for phrase, line in enumerate(phrases)
+        for i, (pitch, start, length) in enumerate(line)
+    ]
     audio = render_vocal(notes, 33 * beat, sample_rate, seed, timbre)
     soundfile.write(os.fspath(path), audio, sample_rate)
     return audio

@@ -21,6 +21,7 @@ from pipelines.corpus.song import VocalNote
 _LEGATO_GAP_S = 0.1  # notes of one phrase closer than this are joined without a break in voicing
 CTL_RATE = 200.0  # Hz; formant tracks are built at this rate and interpolated per glottal cycle
 
+
 @dataclass(frozen=True)
 class VoiceTimbre:
     """The singer: everything that stays fixed across one rendered vocal."""
@@ -71,8 +72,9 @@ class VoiceTimbre:
             formant_scale=float(rng.uniform(1.12, 1.22) if female else rng.uniform(0.94, 1.04)),
             breathiness=float(rng.beta(2.0, 3.5)),
             brightness=float(rng.uniform(0.25, 0.9)),
-            singer_formant=float(rng.uniform(0.4, 0.9) * (0.5 if female else 1.0) if trained
-                                 else rng.uniform(0.0, 0.2)),
+            singer_formant=float(
+                rng.uniform(0.4, 0.9) * (0.5 if female else 1.0) if trained else rng.uniform(0.0, 0.2)
+            ),
             vibrato_rate_hz=float(rng.uniform(4.8, 6.3)),
             vibrato_depth_cents=float(rng.uniform(30.0, 45.0) if trained else rng.uniform(12.0, 35.0)),
             vibrato_delay_s=float(rng.uniform(0.18, 0.4)),
@@ -108,11 +110,18 @@ class Syllable:
 
 
 # --------------------------------------------------------------------------------------------- planning
-def plan_syllables(notes: Sequence[VocalNote], vowels: Sequence[str] | None, duration: float, timbre: VoiceTimbre,
-          rng: np.random.Generator) -> list[Syllable]:
+def plan_syllables(
+    notes: Sequence[VocalNote],
+    vowels: Sequence[str] | None,
+    duration: float,
+    timbre: VoiceTimbre,
+    rng: np.random.Generator,
+) -> list[Syllable]:
     forced = list(vowels) if vowels is not None else [None] * len(notes)
-    pairs = sorted(((nt, v) for nt, v in zip(notes, forced, strict=True)
-                    if nt.end > nt.start and nt.start < duration), key=lambda p: p[0].start)
+    pairs = sorted(
+        ((nt, v) for nt, v in zip(notes, forced, strict=True) if nt.end > nt.start and nt.start < duration),
+        key=lambda p: p[0].start,
+    )
     vowel_names = list(VOWEL_WEIGHTS)
     vowel_p = np.array(list(VOWEL_WEIGHTS.values()))
     vowel_p /= vowel_p.sum()
@@ -137,8 +146,12 @@ def plan_syllables(notes: Sequence[VocalNote], vowels: Sequence[str] | None, dur
         consonant, lead = None, 0.0
         if not melisma and rng.random() < timbre.consonant_prob:
             consonant = cons_names[rng.choice(len(cons_names), p=cons_p)]
-            lead = {"sonorant": (0.05, 0.09), "voiced_stop": (0.03, 0.05), "fricative": (0.07, 0.13),
-                    "stop": (0.05, 0.08)}[CONSONANTS[consonant].kind]
+            lead = {
+                "sonorant": (0.05, 0.09),
+                "voiced_stop": (0.03, 0.05),
+                "fricative": (0.07, 0.13),
+                "stop": (0.05, 0.08),
+            }[CONSONANTS[consonant].kind]
             lead = rng.uniform(*lead)
             # Consonants are sung before the beat, but may take at most 40 % of the previous note.
             floor = prev.start + 0.6 * (prev.end - prev.start) if prev is not None else 0.0
@@ -152,8 +165,20 @@ def plan_syllables(notes: Sequence[VocalNote], vowels: Sequence[str] | None, dur
         # level and a gentle arc.
         level = 0.12 * (nt.velocity - 100) + offset_db + arc_db * math.sin(math.pi * x) + rng.normal(0.0, 0.7)
         pitch = nt.pitch + rng.normal(0.0, 0.5 * timbre.drift_cents) / 100.0
-        sylls.append(Syllable(nt.start, min(nt.end, duration), pitch, level, vowel, consonant, lead,
-                               joined, nt.phrase, phrase_start=not same_phrase))
+        sylls.append(
+            Syllable(
+                nt.start,
+                min(nt.end, duration),
+                pitch,
+                level,
+                vowel,
+                consonant,
+                lead,
+                joined,
+                nt.phrase,
+                phrase_start=not same_phrase,
+            )
+        )
     for i, s in enumerate(sylls):
         s.phrase_end = i + 1 == len(sylls) or sylls[i + 1].phrase != s.phrase
         if s.kind in ("fricative", "stop"):
@@ -199,8 +224,7 @@ def smooth_noise(rng: np.random.Generator, n: int, fs: float, cutoff_hz: float) 
     return np.interp(np.arange(n) * (rate / fs), np.arange(m), x)
 
 
-def pitch_track(sylls: list[Syllable], n: int, fs: float, timbre: VoiceTimbre,
-                 rng: np.random.Generator) -> np.ndarray:
+def pitch_track(sylls: list[Syllable], n: int, fs: float, timbre: VoiceTimbre, rng: np.random.Generator) -> np.ndarray:
     """Pitch (fractional MIDI) at control rate fs: notes, glides, scoops, falls, vibrato, drift, flutter."""
     deriv = np.zeros(n)  # glides between notes, integrated below
     local = np.zeros(n)  # transient deviations in semitones (scoops, falls)
@@ -231,8 +255,9 @@ def pitch_track(sylls: list[Syllable], n: int, fs: float, timbre: VoiceTimbre,
             tau = rng.uniform(0.03, 0.06)
             t_in = s.start - max(s.lead, 0.04)
             a, b, t = sample_span(t_in, s.start + 6 * tau, n, fs)
-            local[a:b] -= depth * np.where(t < s.start, raised_cosine((t - t_in) / (s.start - t_in)),
-                                           np.exp(-np.maximum(t - s.start, 0.0) / tau))
+            local[a:b] -= depth * np.where(
+                t < s.start, raised_cosine((t - t_in) / (s.start - t_in)), np.exp(-np.maximum(t - s.start, 0.0) / tau)
+            )
         if s.phrase_end and rng.random() < 0.35 and limit > s.end + 0.15:
             # Fall-off: the pitch sags while the last note of a phrase dies away.
             fall = rng.uniform(0.3, 1.5)
@@ -252,13 +277,15 @@ def pitch_track(sylls: list[Syllable], n: int, fs: float, timbre: VoiceTimbre,
     vib_rate = timbre.vibrato_rate_hz * (1.0 + 0.05 * smooth_noise(rng, n, fs, 0.4))
     phase = 2.0 * np.pi * np.cumsum(vib_rate) / fs + rng.uniform(0.0, 2.0 * np.pi)
     vibrato = vib_depth * (1.0 + 0.12 * smooth_noise(rng, n, fs, 0.7)) * np.sin(phase)
-    cents = (vibrato + timbre.drift_cents * smooth_noise(rng, n, fs, 0.25)
-             + 2.0 * smooth_noise(rng, n, fs, 6.0))  # flutter: a couple of cents of fast wobble
+    cents = (
+        vibrato + timbre.drift_cents * smooth_noise(rng, n, fs, 0.25) + 2.0 * smooth_noise(rng, n, fs, 6.0)
+    )  # flutter: a couple of cents of fast wobble
     return sylls[0].pitch + np.cumsum(deriv) + local + cents / 100.0
 
 
-def amplitude_envelope(sylls: list[Syllable], n: int, fs: float,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def amplitude_envelope(
+    sylls: list[Syllable], n: int, fs: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Voicing amplitude (linear, includes dynamics) and the sung level in dB, at control rate fs."""
     shape = np.zeros(n)
     level_deriv = np.zeros(n)
@@ -270,8 +297,13 @@ def amplitude_envelope(sylls: list[Syllable], n: int, fs: float,
         f, lst = sylls[first], sylls[last]
         s0 = f.start - (f.lead + 0.015 if f.kind in ("sonorant", "voiced_stop") else 0.0)
         e0 = lst.end
-        att = {None: rng.uniform(0.04, 0.1), "sonorant": 0.025, "voiced_stop": 0.015,
-               "fricative": rng.uniform(0.02, 0.04), "stop": rng.uniform(0.01, 0.025)}[f.kind]
+        att = {
+            None: rng.uniform(0.04, 0.1),
+            "sonorant": 0.025,
+            "voiced_stop": 0.015,
+            "fricative": rng.uniform(0.02, 0.04),
+            "stop": rng.uniform(0.01, 0.025),
+        }[f.kind]
         rel = rng.uniform(0.12, 0.3) if lst.phrase_end else rng.uniform(0.06, 0.14)
         length = max(e0 - s0, 1e-3)
         att = min(att, 0.4 * length)
@@ -299,8 +331,9 @@ def amplitude_envelope(sylls: list[Syllable], n: int, fs: float,
     return shape * 10 ** (level_db / 20), level_db
 
 
-def formant_tracks(sylls: list[Syllable], duration: float, timbre: VoiceTimbre,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def formant_tracks(
+    sylls: list[Syllable], duration: float, timbre: VoiceTimbre, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Control-rate formant tracks: times (s), log-frequencies [K, 5] and bandwidths [K, 5] (Hz)."""
     k_total = math.ceil(duration * CTL_RATE) + 2
     logf = np.zeros((k_total, 5))
@@ -335,5 +368,3 @@ def formant_tracks(sylls: list[Syllable], duration: float, timbre: VoiceTimbre,
     logf = gaussian_filter1d(logf, sigma, axis=0, mode="nearest")
     bw = gaussian_filter1d(bw, sigma, axis=0, mode="nearest")
     return np.arange(k_total) / CTL_RATE, logf, bw
-
-

@@ -189,8 +189,13 @@ def plot_spectrograms(
     vmin, vmax = float(mels[0].min()), float(mels[0].max())
     for axis, (name, _), mel in zip(axes[:, 0], panels, mels, strict=True):
         image = axis.imshow(
-            mel, origin="lower", aspect="auto", extent=(0, seconds, 0, mel.shape[0]), cmap="magma",
-            vmin=vmin, vmax=vmax,
+            mel,
+            origin="lower",
+            aspect="auto",
+            extent=(0, seconds, 0, mel.shape[0]),
+            cmap="magma",
+            vmin=vmin,
+            vmax=vmax,
         )
         title = name
         if name in report:

@@ -191,9 +191,7 @@ class Accompanist(AccompanimentEngine):
                 codes = self.cascade.generate(
                     conditions,
                     num_acoustic_frames=num_frames,
-                    sampling=SamplingConfig(
-                        temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance
-                    ),
+                    sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance),
                     seeds=row_seeds,
                     progress=group_progress,
                 )

@@ -17,8 +17,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("vocals", help="the vocal recording (wav, flac, mp3, ogg, m4a, webm, ...)")
     parser.add_argument("-o", "--output", required=True, help="mixed song (.wav, .flac or .mp3)")
     parser.add_argument("--stems", default=None, help="folder for accompaniment.wav and vocals.wav")
-    parser.add_argument("--model", default=os.environ.get("SINGSONG_MODEL"),
-                        help="model directory (default: $SINGSONG_MODEL or the shipped default model)")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("SINGSONG_MODEL"),
+        help="model directory (default: $SINGSONG_MODEL or the shipped default model)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=250, help="0 = sample from the whole vocabulary")
@@ -52,8 +55,14 @@ def _accompany(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix.lower() not in (".wav", ".flac", ".mp3"):
         raise SingsongError(f"{output}: output must end in .wav, .flac or .mp3")
-    options = GenerationOptions(seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                guidance_scale=args.guidance_scale, takes=args.takes)
+    options = GenerationOptions(
+        seed=args.seed,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        guidance_scale=args.guidance_scale,
+        takes=args.takes,
+    )
     try:
         options.validate()
     except ValueError as error:
@@ -61,6 +70,7 @@ def _accompany(args: argparse.Namespace) -> int:
     vocal = load_audio(args.vocals)
     engine = Accompanist.from_pretrained(args.model, device=_device(args.device))
     with tqdm(total=100, desc="generating", unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
+
         def progress(fraction: float) -> None:
             bar.update(round(100 * fraction) - bar.n)
 

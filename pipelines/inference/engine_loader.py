@@ -24,7 +24,6 @@ class EngineConfigError(SingsongError):
     """SINGSONG_ENGINE is missing, malformed, or names something that is not an engine factory."""
 
 
-
 def load_engine(spec: str, model_dir: Path | None = None, device: str = "auto") -> AccompanimentEngine:
     if not spec:
         raise EngineConfigError(

@@ -85,7 +85,9 @@ def _expect(problems: list[str], what: str, trained: Any, actual: Any) -> None:
 
 
 def check_compatibility(
-    directory: Path, stream_specs: dict[str, dict[str, Any]], tokenizers: dict[str, AudioTokenizer | None],
+    directory: Path,
+    stream_specs: dict[str, dict[str, Any]],
+    tokenizers: dict[str, AudioTokenizer | None],
     num_coarse_levels: int,
 ) -> None:
     """Raise ModelDirectoryError unless every stream the cascade uses matches its tokenizer.

@@ -91,8 +91,14 @@ def analyse(vocals: np.ndarray, sample_rate: int, settings: ActivitySettings | N
     p95 = float(np.percentile(rms_db, 95)) if rms_db.size else -120.0
     threshold = max(settings.floor_db, p95 - settings.relative_db)
     active = (rms_db > threshold) & (periodicity >= settings.periodicity)
-    return ActivityFrames(rms_db=rms_db, periodicity=periodicity, f0=f0, active=active,
-                          hop_seconds=HOP / ANALYSIS_RATE, threshold_db=threshold)  # fmt: skip
+    return ActivityFrames(
+        rms_db=rms_db,
+        periodicity=periodicity,
+        f0=f0,
+        active=active,
+        hop_seconds=HOP / ANALYSIS_RATE,
+        threshold_db=threshold,
+    )
 
 
 __all__ = ["ActivityFrames", "ActivitySettings", "analyse"]

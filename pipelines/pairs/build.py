@@ -63,10 +63,14 @@ class PairsOptions:
 
     def fingerprint(self) -> dict[str, Any]:
         return {
-            "stage_version": STAGE_VERSION, "window": self.window, "hop": self.hop or self.window,
-            "sample_rate": self.sample_rate, "activity": asdict(self.activity), "loudness": asdict(self.loudness),
+            "stage_version": STAGE_VERSION,
+            "window": self.window,
+            "hop": self.hop or self.window,
+            "sample_rate": self.sample_rate,
+            "activity": asdict(self.activity),
+            "loudness": asdict(self.loudness),
             "format": self.format,
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -92,9 +96,11 @@ class PairsSummary:
     manifest_entries: int = 0
 
     def format(self) -> str:
-        text = (f"{self.tracks} tracks: {self.processed} processed, {self.skipped} already done, "
-                f"{len(self.failed)} failed; windows: {self.kept} kept, {self.dropped} dropped without singing "
-                f"(this run); manifest: {self.manifest_entries} windows; {self.wall_seconds:.1f} s wall")  # fmt: skip
+        text = (
+            f"{self.tracks} tracks: {self.processed} processed, {self.skipped} already done, "
+            f"{len(self.failed)} failed; windows: {self.kept} kept, {self.dropped} dropped without singing "
+            f"(this run); manifest: {self.manifest_entries} windows; {self.wall_seconds:.1f} s wall"
+        )
         for key, reason in self.failed:
             text += f"\n  failed {key}: {reason}"
         return text
@@ -122,9 +128,13 @@ def is_finished(out: Path, track: StemTrack, fingerprint: dict[str, Any]) -> boo
 
 
 def window_pairs(
-    track: StemTrack, vocals: np.ndarray, instrumental: np.ndarray, sample_rate: int, out: Path,
+    track: StemTrack,
+    vocals: np.ndarray,
+    instrumental: np.ndarray,
+    sample_rate: int,
+    out: Path,
     options: PairsOptions,
-) -> TrackPairs:  # fmt: skip
+) -> TrackPairs:
     """Cut, filter, normalise and write the windows of one loaded track; returns its manifest entries."""
     from core.audio import save_audio
 
@@ -144,32 +154,56 @@ def window_pairs(
         if activity < options.activity.min_activity:
             dropped += 1
             continue
-        v, i, stats = normalise_pair(vocals[:, start : start + length], instrumental[:, start : start + length],
-                                     sample_rate, options.loudness)  # fmt: skip
+        v, i, stats = normalise_pair(
+            vocals[:, start : start + length], instrumental[:, start : start + length], sample_rate, options.loudness
+        )
         names = {stem: f"{track.key}/w{index:04d}_{stem}.{options.format}" for stem in ("vocals", "instrumental")}
         save_audio(out / names["vocals"], v, sample_rate, subtype="PCM_16")
         save_audio(out / names["instrumental"], i, sample_rate, subtype="PCM_16")
-        stats = {"vocal_activity": round(activity, 4), "median_f0_hz": None if f0 is None else round(f0, 1),
-                 **{k: (round(x, 3) if isinstance(x, float) else x) for k, x in stats.items()},
-                 "vocals_peak": round(float(np.abs(v).max()), 4),
-                 "instrumental_peak": round(float(np.abs(i).max()), 4)}  # fmt: skip
+        stats = {
+            "vocal_activity": round(activity, 4),
+            "median_f0_hz": None if f0 is None else round(f0, 1),
+            **{k: (round(x, 3) if isinstance(x, float) else x) for k, x in stats.items()},
+            "vocals_peak": round(float(np.abs(v).max()), 4),
+            "instrumental_peak": round(float(np.abs(i).max()), 4),
+        }
         entry = PairEntry(
-            id=f"{track.key}/w{index:04d}", source=track.source, split=track.split, start=round(seconds, 6),
-            duration=options.window, sample_rate=sample_rate, vocals=names["vocals"],
-            instrumental=names["instrumental"], stats=stats, track=track.key, window=index,
-        )  # fmt: skip
+            id=f"{track.key}/w{index:04d}",
+            source=track.source,
+            split=track.split,
+            start=round(seconds, 6),
+            duration=options.window,
+            sample_rate=sample_rate,
+            vocals=names["vocals"],
+            instrumental=names["instrumental"],
+            stats=stats,
+            track=track.key,
+            window=index,
+        )
         entries.append(asdict(entry))
-    return TrackPairs(key=track.key, entries=entries, windows=len(starts), dropped=dropped,
-                      duration=vocals.shape[-1] / sample_rate)  # fmt: skip
+    return TrackPairs(
+        key=track.key, entries=entries, windows=len(starts), dropped=dropped, duration=vocals.shape[-1] / sample_rate
+    )
 
 
 def _write_marker(out: Path, track: StemTrack, pairs: TrackPairs, fingerprint: dict[str, Any]) -> None:
     path = out / track.key / MARKER
     tmp = path.with_name(f".{MARKER}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({
-        "key": track.key, "source": track.source, "settings": fingerprint, "sources_stat": _sources_stat(track),
-        "windows": pairs.windows, "dropped": pairs.dropped, "duration": pairs.duration, "entries": pairs.entries,
-    }, indent=1))  # fmt: skip
+    tmp.write_text(
+        json.dumps(
+            {
+                "key": track.key,
+                "source": track.source,
+                "settings": fingerprint,
+                "sources_stat": _sources_stat(track),
+                "windows": pairs.windows,
+                "dropped": pairs.dropped,
+                "duration": pairs.duration,
+                "entries": pairs.entries,
+            },
+            indent=1,
+        )
+    )
     os.replace(tmp, path)
 
 
@@ -236,8 +270,9 @@ def build_pairs(options: PairsOptions) -> PairsSummary:
 
     if options.jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=options.jobs) as pool:
-            for track, result in zip(todo, pool.map(process_track, todo, [out] * len(todo),
-                                                    [options] * len(todo)), strict=True):  # fmt: skip
+            for track, result in zip(
+                todo, pool.map(process_track, todo, [out] * len(todo), [options] * len(todo)), strict=True
+            ):
                 account(track, result)
     else:
         for track in todo:
@@ -248,5 +283,12 @@ def build_pairs(options: PairsOptions) -> PairsSummary:
     return summary
 
 
-__all__ = ["PairsOptions", "PairsSummary", "TrackPairs", "build_pairs", "process_track", "window_pairs",
-           "write_manifest"]  # fmt: skip
+__all__ = [
+    "PairsOptions",
+    "PairsSummary",
+    "TrackPairs",
+    "build_pairs",
+    "process_track",
+    "window_pairs",
+    "write_manifest",
+]

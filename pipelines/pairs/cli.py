@@ -20,11 +20,19 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--sample-rate", type=int, default=None, help="resample windows (default: keep)")
     parser.add_argument("--min-activity", type=float, default=0.3, help="fraction of singing a window needs")
     parser.add_argument("--energy-floor", type=float, default=-50.0, help="dBFS below which nothing is singing")
-    parser.add_argument("--energy-relative", type=float, default=30.0,
-                        help="dB below the track's loud vocal frames (95th percentile) still counted")
+    parser.add_argument(
+        "--energy-relative",
+        type=float,
+        default=30.0,
+        help="dB below the track's loud vocal frames (95th percentile) still counted",
+    )
     parser.add_argument("--periodicity", type=float, default=0.5, help="autocorrelation peak of a voiced frame")
-    parser.add_argument("--loudness", choices=("separate", "joint", "none"), default="separate",
-                        help="normalise each stem (separate), both with one gain (joint), or not at all")
+    parser.add_argument(
+        "--loudness",
+        choices=("separate", "joint", "none"),
+        default="separate",
+        help="normalise each stem (separate), both with one gain (joint), or not at all",
+    )
     parser.add_argument("--target-lufs", type=float, default=-16.0)
     parser.add_argument("--format", choices=("flac", "wav"), default="flac")
     parser.add_argument("--split", default=None, help="only tracks of this split")
@@ -44,12 +52,24 @@ def _pairs(args: argparse.Namespace) -> int:
         print(f"{args.out}: {write_manifest(Path(args.out))} windows in the manifest")
         return 0
     options = PairsOptions(
-        input=Path(args.input), out=Path(args.out), window=args.window, hop=args.hop, sample_rate=args.sample_rate,
-        activity=ActivitySettings(floor_db=args.energy_floor, relative_db=args.energy_relative,
-                                  periodicity=args.periodicity, min_activity=args.min_activity),
-        loudness=LoudnessSettings(mode=args.loudness, target_lufs=args.target_lufs), format=args.format,
-        split=args.split, shard=args.shard, jobs=args.jobs, progress=not args.quiet,
-    )  # fmt: skip
+        input=Path(args.input),
+        out=Path(args.out),
+        window=args.window,
+        hop=args.hop,
+        sample_rate=args.sample_rate,
+        activity=ActivitySettings(
+            floor_db=args.energy_floor,
+            relative_db=args.energy_relative,
+            periodicity=args.periodicity,
+            min_activity=args.min_activity,
+        ),
+        loudness=LoudnessSettings(mode=args.loudness, target_lufs=args.target_lufs),
+        format=args.format,
+        split=args.split,
+        shard=args.shard,
+        jobs=args.jobs,
+        progress=not args.quiet,
+    )
     summary = build_pairs(options)
     print(f"{args.out}: {summary.format()}")
     return 0

@@ -70,21 +70,24 @@ def normalise_pair(
         "vocals_lufs": vocals_lufs,
         "instrumental_lufs": instrumental_lufs,
         "vocal_to_instrumental_db": (vocals_lufs - instrumental_lufs)
-        if vocals_lufs is not None and instrumental_lufs is not None else None,
-    }  # fmt: skip
+        if vocals_lufs is not None and instrumental_lufs is not None
+        else None,
+    }
     v_gain = i_gain = 0.0
     v_limited = i_limited = False
     if settings.mode == "separate":
         if vocals_lufs is not None:
             v_gain, v_limited = _limited_gain_db(settings.target_lufs - vocals_lufs, vocals, peak=settings.peak)
         if instrumental_lufs is not None:
-            i_gain, i_limited = _limited_gain_db(settings.target_lufs - instrumental_lufs, instrumental,
-                                                 peak=settings.peak)  # fmt: skip
+            i_gain, i_limited = _limited_gain_db(
+                settings.target_lufs - instrumental_lufs, instrumental, peak=settings.peak
+            )
     elif settings.mode == "joint":
         mix_lufs = integrated_loudness(vocals + instrumental, sample_rate)
         if mix_lufs is not None:
-            v_gain, v_limited = _limited_gain_db(settings.target_lufs - mix_lufs, vocals, instrumental,
-                                                 vocals + instrumental, peak=settings.peak)  # fmt: skip
+            v_gain, v_limited = _limited_gain_db(
+                settings.target_lufs - mix_lufs, vocals, instrumental, vocals + instrumental, peak=settings.peak
+            )
             i_gain, i_limited = v_gain, v_limited
     stats.update(vocals_gain_db=v_gain, instrumental_gain_db=i_gain, peak_limited=v_limited or i_limited)
     scale_v, scale_i = np.float32(10 ** (v_gain / 20)), np.float32(10 ** (i_gain / 20))

@@ -46,14 +46,21 @@ def _manifest_tracks(manifest: Path) -> list[StemTrack]:
         if "vocals" not in stems:
             continue
         split, ident = entry.get("split"), entry.get("id")
-        key = str(ident) if ident is not None and "/" in str(ident) else (
-            f"{split}/{ident}" if split and ident else str(ident or Path(stems["vocals"]).parent.as_posix()))
+        key = (
+            str(ident)
+            if ident is not None and "/" in str(ident)
+            else (f"{split}/{ident}" if split and ident else str(ident or Path(stems["vocals"]).parent.as_posix()))
+        )
         source = f"separated:{entry['model']}" if entry.get("model") else "oracle"
-        tracks.append(StemTrack(
-            key=safe_key(key), split=split, source=source,
-            stems={name: (manifest.parent / rel).resolve() for name, rel in stems.items() if rel},
-            meta={"duration": entry.get("duration")},
-        ))  # fmt: skip
+        tracks.append(
+            StemTrack(
+                key=safe_key(key),
+                split=split,
+                source=source,
+                stems={name: (manifest.parent / rel).resolve() for name, rel in stems.items() if rel},
+                meta={"duration": entry.get("duration")},
+            )
+        )
     return tracks
 
 

@@ -55,8 +55,10 @@ class StemCropDataset:
         self.songs: list[np.ndarray] = []  # int16 [S, C, T]
         for stems in tqdm(list(songs), desc="loading stems", unit="song", disable=not progress):
             try:
-                loaded = {name: load_audio(path, sample_rate=sample_rate, channels=channels).samples
-                          for name, path in stems.items()}  # fmt: skip
+                loaded = {
+                    name: load_audio(path, sample_rate=sample_rate, channels=channels).samples
+                    for name, path in stems.items()
+                }
             except AudioError as error:
                 logger.warning("skipping a song: %s", error)
                 continue

@@ -127,8 +127,9 @@ class BatchedSeparator:
 
         segment = float(segment if segment is not None else info.segment)
         if info.max_segment is not None and segment > info.max_segment + 1e-6:
-            raise ValueError(f"segment {segment:g} s is longer than the transformer was trained on "
-                             f"({info.max_segment:g} s)")  # fmt: skip
+            raise ValueError(
+                f"segment {segment:g} s is longer than the transformer was trained on ({info.max_segment:g} s)"
+            )
         if not 0.0 <= overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
         if shifts < 0 or batch_size < 1 or prefetch < 1:
@@ -170,8 +171,9 @@ class BatchedSeparator:
 
         started = time.perf_counter()
         try:
-            audio = load_audio(job.path, sample_rate=self.info.sample_rate, channels=self.info.channels,
-                               max_seconds=self.max_seconds)  # fmt: skip
+            audio = load_audio(
+                job.path, sample_rate=self.info.sample_rate, channels=self.info.channels, max_seconds=self.max_seconds
+            )
         except AudioError as error:
             return SeparatedTrack(job, self.info.sample_rate, error=f"{type(error).__name__}: {error.problem}")
         except OSError as error:  # permission denied, I/O error on a network filesystem
@@ -183,10 +185,17 @@ class BatchedSeparator:
             return SeparatedTrack(job, self.info.sample_rate, error="track too short to separate")
         num_shifts = max(1, self.shifts)
         track = _Track(
-            job=job, mix=(mix - mean) / std, mean=mean, std=std, num_shifts=num_shifts,
-            remaining=[0] * num_shifts, numer={}, weight={}, total=torch.zeros(2, *mix.shape),
+            job=job,
+            mix=(mix - mean) / std,
+            mean=mean,
+            std=std,
+            num_shifts=num_shifts,
+            remaining=[0] * num_shifts,
+            numer={},
+            weight={},
+            total=torch.zeros(2, *mix.shape),
             load_seconds=time.perf_counter() - started,
-        )  # fmt: skip
+        )
         return track
 
     def _segments(self, track: _Track) -> list[_Segment]:
@@ -286,9 +295,12 @@ class BatchedSeparator:
         else:  # demucs un-normalises every source, so the sum of n sources carries n means
             instrumental = est[1] * track.std + track.mean * (len(self.info.sources) - 1)
         return SeparatedTrack(
-            job=track.job, sample_rate=self.info.sample_rate, vocals=vocals.numpy(),
-            instrumental=instrumental.numpy(), load_seconds=track.load_seconds,
-        )  # fmt: skip
+            job=track.job,
+            sample_rate=self.info.sample_rate,
+            vocals=vocals.numpy(),
+            instrumental=instrumental.numpy(),
+            load_seconds=track.load_seconds,
+        )
 
 
 _END = object()

@@ -70,8 +70,15 @@ def evaluate_separator(options: EvalOptions) -> dict[str, Any]:
         raise SingsongError(f"{options.data}: no songs with a mixture in split {options.split!r}")
     tracks = tracks[: options.limit] if options.limit else tracks
     model, info = load_separator(options.name, options.repo)
-    engine = BatchedSeparator(model, info, segment=options.segment, overlap=options.overlap, shifts=options.shifts,
-                              batch_size=options.batch_size, device=resolve_device(options.device))  # fmt: skip
+    engine = BatchedSeparator(
+        model,
+        info,
+        segment=options.segment,
+        overlap=options.overlap,
+        shifts=options.shifts,
+        batch_size=options.batch_size,
+        device=resolve_device(options.device),
+    )
     by_key = {t.key: t for t in tracks}
     jobs = [TrackJob(key=t.key, path=t.stems["mixture"], split=t.split) for t in tracks]
     per_song: list[dict[str, Any]] = []
@@ -84,29 +91,43 @@ def evaluate_separator(options: EvalOptions) -> dict[str, Any]:
         length = min(true_vocals.shape[-1], result.vocals.shape[-1])
         mixture = true_vocals[:, :length] + true_instrumental[:, :length]
         song: dict[str, Any] = {"id": result.job.key}
-        for stem, reference, estimate in (("vocals", true_vocals, result.vocals),
-                                          ("instrumental", true_instrumental, result.instrumental)):  # fmt: skip
+        for stem, reference, estimate in (
+            ("vocals", true_vocals, result.vocals),
+            ("instrumental", true_instrumental, result.instrumental),
+        ):
             ref, est = reference[:, :length], estimate[:, :length]
             song[stem] = {
-                "sdr": round(sdr(ref, est), 3), "si_sdr": round(si_sdr(ref, est), 3),
-                "frame_sdr": framewise_sdr(ref, est, info.sample_rate), "input_sdr": round(sdr(ref, mixture), 3),
-            }  # fmt: skip
+                "sdr": round(sdr(ref, est), 3),
+                "si_sdr": round(si_sdr(ref, est), 3),
+                "frame_sdr": framewise_sdr(ref, est, info.sample_rate),
+                "input_sdr": round(sdr(ref, mixture), 3),
+            }
         per_song.append(song)
     if not per_song:
         raise SingsongError("no song could be evaluated")
     stems = {
-        stem: {metric: _summary([s[stem][metric] for s in per_song])
-               for metric in ("sdr", "si_sdr", "frame_sdr", "input_sdr")}
+        stem: {
+            metric: _summary([s[stem][metric] for s in per_song])
+            for metric in ("sdr", "si_sdr", "frame_sdr", "input_sdr")
+        }
         for stem in STEMS
-    }  # fmt: skip
+    }
     report = {
-        "model": options.name, "repo": str(options.repo) if options.repo else None, "data": str(options.data),
-        "split": options.split, "songs": len(per_song), "sample_rate": info.sample_rate,
-        "parameters": info.parameters, "sources": list(info.sources), "stems": stems,
+        "model": options.name,
+        "repo": str(options.repo) if options.repo else None,
+        "data": str(options.data),
+        "split": options.split,
+        "songs": len(per_song),
+        "sample_rate": info.sample_rate,
+        "parameters": info.parameters,
+        "sources": list(info.sources),
+        "stems": stems,
         "sdr_mean_over_stems": round(float(np.mean([stems[s]["sdr"]["mean"] for s in STEMS])), 3),
-        "anchor": ANCHOR, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
-        "per_song": per_song, "seconds": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
+        "anchor": ANCHOR,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "per_song": per_song,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     default = Path(options.repo or ".") / f"eval-{options.name}-{options.split or 'all'}.json"
     path = Path(options.report) if options.report else default
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,9 +47,13 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = EPS) -> flo
 
 
 def framewise_sdr(
-    reference: np.ndarray, estimate: np.ndarray, sample_rate: int, *, frame_seconds: float = 1.0,
+    reference: np.ndarray,
+    estimate: np.ndarray,
+    sample_rate: int,
+    *,
+    frame_seconds: float = 1.0,
     silence_db: float = -60.0,
-) -> float | None:  # fmt: skip
+) -> float | None:
     """Median SDR over non-overlapping frames whose reference RMS is above `silence_db` dBFS (None: none is)."""
     ref, est = _pair(reference, estimate)
     frame = max(1, int(frame_seconds * sample_rate))

@@ -178,9 +178,13 @@ class RedisTrackQueue:
         """XAUTOCLAIM stale messages; those delivered too often go to the dead-letter stream."""
         claims: list[Claim] = []
         response = self.client.xautoclaim(
-            self.stream, self.group, self.consumer, min_idle_time=self.claim_timeout_ms,
-            start_id=self._autoclaim_cursor, count=count,
-        )  # fmt: skip
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.claim_timeout_ms,
+            start_id=self._autoclaim_cursor,
+            count=count,
+        )
         cursor, messages = response[0], response[1]
         self._autoclaim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
         for message_id, fields in messages:
@@ -192,8 +196,9 @@ class RedisTrackQueue:
             claim = self._to_claim(message_id, fields, deliveries=deliveries)
             if claim is None:
                 continue
-            logger.warning("recovered %s (%s) from a stale consumer, delivery %d", claim.job.key, claim.message_id,
-                           deliveries)  # fmt: skip
+            logger.warning(
+                "recovered %s (%s) from a stale consumer, delivery %d", claim.job.key, claim.message_id, deliveries
+            )
             if deliveries > self.max_deliveries:
                 self.fail(claim, f"gave up after {deliveries - 1} deliveries without an acknowledgement")
                 continue
@@ -217,8 +222,7 @@ class RedisTrackQueue:
         """Reset the idle time of messages this consumer still works on (a heartbeat)."""
         ids = [claim.message_id for claim in claims]
         if ids:
-            self.client.xclaim(self.stream, self.group, self.consumer, min_idle_time=0, message_ids=ids,
-                               justid=True)  # fmt: skip
+            self.client.xclaim(self.stream, self.group, self.consumer, min_idle_time=0, message_ids=ids, justid=True)
 
     def ack(self, claim: Claim) -> None:
         with self.client.pipeline() as pipe:
@@ -228,8 +232,12 @@ class RedisTrackQueue:
 
     def fail(self, claim: Claim, reason: str) -> None:
         """Move a message to the dead-letter stream (it will not be retried)."""
-        entry = {"job": encode_job(claim.job), "reason": reason, "consumer": self.consumer,
-                 "deliveries": str(claim.deliveries)}  # fmt: skip
+        entry = {
+            "job": encode_job(claim.job),
+            "reason": reason,
+            "consumer": self.consumer,
+            "deliveries": str(claim.deliveries),
+        }
         with self.client.pipeline() as pipe:
             pipe.xadd(self.failed_stream, entry)
             pipe.xack(self.stream, self.group, claim.message_id)
@@ -238,8 +246,10 @@ class RedisTrackQueue:
 
     # ------------------------------------------------------------------------------------------ status
     def stats(self) -> QueueStats:
-        groups = {g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g
-                  for g in self.client.xinfo_groups(self.stream)}  # fmt: skip
+        groups = {
+            g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g
+            for g in self.client.xinfo_groups(self.stream)
+        }
         group = groups.get(self.group, {})
         pending = int(group.get("pending", 0))
         lag = group.get("lag")
@@ -254,12 +264,24 @@ class RedisTrackQueue:
     def failures(self) -> list[dict[str, str]]:
         out = []
         for _id, fields in self.client.xrange(self.failed_stream):
-            out.append({(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                        for k, v in fields.items()})  # fmt: skip
+            out.append(
+                {
+                    (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                    for k, v in fields.items()
+                }
+            )
         return out
 
 
 __all__ = [
-    "DEFAULT_GROUP", "DEFAULT_QUEUE_NAME", "Claim", "EnqueueResult", "QueueError", "QueueStats",
-    "RedisTrackQueue", "TrackQueue", "decode_job", "encode_job",
-]  # fmt: skip
+    "DEFAULT_GROUP",
+    "DEFAULT_QUEUE_NAME",
+    "Claim",
+    "EnqueueResult",
+    "QueueError",
+    "QueueStats",
+    "RedisTrackQueue",
+    "TrackQueue",
+    "decode_job",
+    "encode_job",
+]

@@ -116,9 +116,13 @@ def build_model(
     from demucs.htdemucs import HTDemucs
 
     common: dict[str, Any] = {
-        "sources": list(sources), "audio_channels": audio_channels, "channels": channels, "depth": depth,
-        "samplerate": sample_rate, "segment": segment,
-    }  # fmt: skip
+        "sources": list(sources),
+        "audio_channels": audio_channels,
+        "channels": channels,
+        "depth": depth,
+        "samplerate": sample_rate,
+        "segment": segment,
+    }
     if kind == "hdemucs":
         return HDemucs(**{"nfft": 4**depth, **common, **overrides})
     if kind == "htdemucs":
@@ -191,6 +195,13 @@ def list_repo(repo: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 __all__ = [
-    "FOUR_STEMS", "TWO_STEMS", "ModelInfo", "SeparatorLoadError", "build_model", "export_to_repo", "list_repo",
-    "load_separator", "model_package",
-]  # fmt: skip
+    "FOUR_STEMS",
+    "TWO_STEMS",
+    "ModelInfo",
+    "SeparatorLoadError",
+    "build_model",
+    "export_to_repo",
+    "list_repo",
+    "load_separator",
+    "model_package",
+]

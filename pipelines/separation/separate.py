@@ -193,12 +193,22 @@ def write_track(out: Path, result: SeparatedTrack, fingerprint: dict[str, Any], 
         save_audio(folder / files[stem], samples, result.sample_rate, subtype="PCM_16")
     (folder / FAILED_MARKER).unlink(missing_ok=True)
     peak = float(max(abs(result.vocals).max(), abs(result.instrumental).max()))
-    _write_json_atomic(folder / MARKER, {
-        "id": result.job.key, "split": result.job.split, "source": str(result.job.path),
-        "source_stat": _source_signature(result.job.path), "settings": fingerprint, "files": files,
-        "duration": result.duration, "sample_rate": result.sample_rate, "peak": peak,
-        "clipped": peak > 1.0, "finished_at": time.time(),
-    })  # fmt: skip
+    _write_json_atomic(
+        folder / MARKER,
+        {
+            "id": result.job.key,
+            "split": result.job.split,
+            "source": str(result.job.path),
+            "source_stat": _source_signature(result.job.path),
+            "settings": fingerprint,
+            "files": files,
+            "duration": result.duration,
+            "sample_rate": result.sample_rate,
+            "peak": peak,
+            "clipped": peak > 1.0,
+            "finished_at": time.time(),
+        },
+    )
 
 
 def write_manifest(out: Path) -> int:
@@ -210,12 +220,17 @@ def write_manifest(out: Path) -> int:
         except (OSError, json.JSONDecodeError):
             continue
         folder = marker.parent.relative_to(out).as_posix()
-        entries.append({
-            "id": document["id"], "split": document.get("split"), "duration": document["duration"],
-            "sample_rate": document["sample_rate"], "model": document["settings"]["model"],
-            "source": document["source"],
-            "stems": {stem: f"{folder}/{name}" for stem, name in document["files"].items()},
-        })  # fmt: skip
+        entries.append(
+            {
+                "id": document["id"],
+                "split": document.get("split"),
+                "duration": document["duration"],
+                "sample_rate": document["sample_rate"],
+                "model": document["settings"]["model"],
+                "source": document["source"],
+                "stems": {stem: f"{folder}/{name}" for stem, name in document["files"].items()},
+            }
+        )
     entries.sort(key=lambda entry: entry["id"])
     tmp = out / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
     tmp.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
@@ -228,15 +243,27 @@ def build_engine(options: SeparateOptions) -> BatchedSeparator:
     from pipelines.separation.repo import load_separator
 
     model, info = load_separator(options.model, options.repo)
-    logger.info("model %s: %s, %d Hz, %.2fM parameters", options.model, "/".join(info.sources), info.sample_rate,
-                info.parameters / 1e6)  # fmt: skip
+    logger.info(
+        "model %s: %s, %d Hz, %.2fM parameters",
+        options.model,
+        "/".join(info.sources),
+        info.sample_rate,
+        info.parameters / 1e6,
+    )
     try:
         return BatchedSeparator(
-            model, info, segment=options.segment, overlap=options.overlap, shifts=options.shifts,
-            batch_size=options.batch_size, device=resolve_device(options.device),
-            instrumental=options.instrumental, prefetch=options.prefetch, seed=options.seed,
+            model,
+            info,
+            segment=options.segment,
+            overlap=options.overlap,
+            shifts=options.shifts,
+            batch_size=options.batch_size,
+            device=resolve_device(options.device),
+            instrumental=options.instrumental,
+            prefetch=options.prefetch,
+            seed=options.seed,
             max_seconds=options.max_seconds,
-        )  # fmt: skip
+        )
     except ValueError as error:  # bad --segment/--overlap/--shifts/--batch-size for this model
         raise SingsongError(str(error)) from error
 
@@ -306,8 +333,9 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
                 summary.failed_before.append((job.key, error))
             else:
                 todo.append(job)
-        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="tracks", unit="track",
-                   disable=not options.progress)  # fmt: skip
+        bar = tqdm(
+            total=len(jobs), initial=len(jobs) - len(todo), desc="tracks", unit="track", disable=not options.progress
+        )
         if not todo:  # nothing to do: do not even load the model
             bar.close()
             write_manifest(out)
@@ -330,9 +358,15 @@ def run_separation(options: SeparateOptions) -> SeparationSummary:
             logger.error("skipping %s (%s): %s", result.job.key, result.job.path, result.error)
             summary.failed.append((result.job.key, result.error))
             if error is None:  # the source itself is bad: remember it, so reruns do not retry it
-                _write_json_atomic(out / result.job.key / FAILED_MARKER, {
-                    "error": result.error, "source": str(result.job.path),
-                    "source_stat": _source_signature(result.job.path), "at": time.time()})  # fmt: skip
+                _write_json_atomic(
+                    out / result.job.key / FAILED_MARKER,
+                    {
+                        "error": result.error,
+                        "source": str(result.job.path),
+                        "source_stat": _source_signature(result.job.path),
+                        "at": time.time(),
+                    },
+                )
             if claim is not None and queue is not None:
                 queue.fail(claim, result.error)
         else:
@@ -381,14 +415,20 @@ def _enqueue(options: SeparateOptions, queue: Any, summary: SeparationSummary, s
     jobs = list_tracks(options.input, shard=Shard.parse(options.shard), split=options.split)
     result = queue.enqueue(jobs, requeue=options.requeue)
     summary.total, summary.skipped = len(jobs), result.duplicates
-    logger.info("enqueued %d tracks (%d were already queued) on %s", result.added, result.duplicates,
-                options.queue)  # fmt: skip
+    logger.info("enqueued %d tracks (%d were already queued) on %s", result.added, result.duplicates, options.queue)
     summary.wall_seconds = time.perf_counter() - started
     return summary
 
 
-def _queue_jobs(queue: Any, out: Path, fingerprint: dict[str, Any], summary: SeparationSummary,
-                options: SeparateOptions, bar: tqdm, on_idle: Any) -> Iterator[Any]:  # fmt: skip
+def _queue_jobs(
+    queue: Any,
+    out: Path,
+    fingerprint: dict[str, Any],
+    summary: SeparationSummary,
+    options: SeparateOptions,
+    bar: tqdm,
+    on_idle: Any,
+) -> Iterator[Any]:
     """Claims from the queue as engine jobs (tagged with their claim); None when momentarily empty.
 
     Ends after `idle_exit` seconds without work once the queue is drained (0: never ends).
@@ -439,6 +479,14 @@ def summary_dict(summary: SeparationSummary) -> dict[str, Any]:
 
 
 __all__ = [
-    "FAILED_MARKER", "MARKER", "SeparateOptions", "SeparationSummary", "is_finished", "known_failure",
-    "run_separation", "settings_fingerprint", "write_manifest", "write_track",
-]  # fmt: skip
+    "FAILED_MARKER",
+    "MARKER",
+    "SeparateOptions",
+    "SeparationSummary",
+    "is_finished",
+    "known_failure",
+    "run_separation",
+    "settings_fingerprint",
+    "write_manifest",
+    "write_track",
+]

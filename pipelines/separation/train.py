@@ -87,9 +87,14 @@ def architecture(options: SeparatorTrainOptions) -> dict[str, Any]:
     sources = TWO_STEMS if options.sources == "two" else FOUR_STEMS
     segment = options.segment if options.model == "htdemucs" else options.inference_segment
     return {
-        "kind": options.model, "sources": list(sources), "channels": options.channels, "depth": options.depth,
-        "sample_rate": options.sample_rate, "segment": segment, **options.model_overrides,
-    }  # fmt: skip
+        "kind": options.model,
+        "sources": list(sources),
+        "channels": options.channels,
+        "depth": options.depth,
+        "sample_rate": options.sample_rate,
+        "segment": segment,
+        **options.model_overrides,
+    }
 
 
 def _build(arch: dict[str, Any]) -> Any:
@@ -124,14 +129,16 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
     config_path = run_dir / "separator.json"
     model = _build(arch).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
-    scheduler = warmup_cosine_scheduler(optimizer, warmup_steps=options.warmup, total_steps=options.steps,
-                                        min_ratio=options.min_lr_ratio)  # fmt: skip
+    scheduler = warmup_cosine_scheduler(
+        optimizer, warmup_steps=options.warmup, total_steps=options.steps, min_ratio=options.min_lr_ratio
+    )
     start_step, previous_minutes = 0, 0.0
     if options.resume and has_training_state(run_dir):
         saved = json.loads(config_path.read_text()).get("architecture") if config_path.is_file() else None
         if saved != arch:
-            raise SingsongError(f"{run_dir}: the saved run has another architecture ({saved}); use --no-resume "
-                                "or another --name")  # fmt: skip
+            raise SingsongError(
+                f"{run_dir}: the saved run has another architecture ({saved}); use --no-resume or another --name"
+            )
         state = load_training_state(run_dir, model=model, optimizer=optimizer, scheduler=scheduler)
         start_step, previous_minutes = state["step"], float(state.get("minutes", 0.0))
         logger.info("resuming %s from step %d", options.name, start_step)
@@ -141,16 +148,24 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
     stems = ("vocals", "drums", "bass", "other") if "instrumental" in sources else sources
     songs = corpus_songs(options.data, split=options.split, stems=stems)
     length = int(options.segment * options.sample_rate)
-    dataset = StemCropDataset(songs, sources=sources, sample_rate=options.sample_rate, segment_samples=length,
-                              remix=options.remix, progress=options.progress)  # fmt: skip
-    logger.info("training on %d songs, %.2fM parameters", len(dataset.songs),
-                sum(p.numel() for p in model.parameters()) / 1e6)  # fmt: skip
+    dataset = StemCropDataset(
+        songs,
+        sources=sources,
+        sample_rate=options.sample_rate,
+        segment_samples=length,
+        remix=options.remix,
+        progress=options.progress,
+    )
+    logger.info(
+        "training on %d songs, %.2fM parameters", len(dataset.songs), sum(p.numel() for p in model.parameters()) / 1e6
+    )
     rng = np.random.default_rng(options.seed + start_step)  # a resumed run does not replay the same crops
 
     def save(step: int) -> Path:
         minutes = previous_minutes + (time.perf_counter() - started) / 60
-        save_training_state(run_dir, model=model, optimizer=optimizer, scheduler=scheduler, step=step,
-                            extra={"minutes": minutes})  # fmt: skip
+        save_training_state(
+            run_dir, model=model, optimizer=optimizer, scheduler=scheduler, step=step, extra={"minutes": minutes}
+        )
         training_args = {"steps": step, "minutes": minutes, "data": str(options.data), **arch}
         return export_to_repo(model.cpu(), options.out, options.name, training_args=training_args)
 
@@ -160,8 +175,9 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
     step = start_step
     stopped_early = False
     exported = None
-    bar = tqdm(total=options.steps, initial=step, desc=f"train {options.name}", unit="step",
-               disable=not options.progress)  # fmt: skip
+    bar = tqdm(
+        total=options.steps, initial=step, desc=f"train {options.name}", unit="step", disable=not options.progress
+    )
     history = (run_dir / "history.jsonl").open("a")
     try:
         while step < options.steps:
@@ -183,8 +199,12 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
             window.append(value)
             bar.update(1)
             if step % options.log_every == 0:
-                record = {"step": step, "loss": float(np.mean(window)), "lr": scheduler.get_last_lr()[0],
-                          "minutes": previous_minutes + (time.perf_counter() - started) / 60}  # fmt: skip
+                record = {
+                    "step": step,
+                    "loss": float(np.mean(window)),
+                    "lr": scheduler.get_last_lr()[0],
+                    "minutes": previous_minutes + (time.perf_counter() - started) / 60,
+                }
                 history.write(json.dumps(record) + "\n")
                 history.flush()
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -199,9 +219,15 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
     minutes = (time.perf_counter() - started) / 60
     tail = losses[-options.log_every :] or [float("nan")]
     return SeparatorTrainResult(
-        step=step, start_step=start_step, minutes=minutes, total_minutes=previous_minutes + minutes,
-        final_loss=float(np.mean(tail)), exported=exported, losses=losses, stopped_early=stopped_early,
-    )  # fmt: skip
+        step=step,
+        start_step=start_step,
+        minutes=minutes,
+        total_minutes=previous_minutes + minutes,
+        final_loss=float(np.mean(tail)),
+        exported=exported,
+        losses=losses,
+        stopped_early=stopped_early,
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,10 +17,18 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     build.add_argument("--semantic", required=True, help="semantic tokenizer directory")
     build.add_argument("--out", required=True, help="cache directory")
     build.add_argument("--splits", default=None, help="comma-separated splits to encode (default: all)")
-    build.add_argument("--coarse-levels", type=int, default=None,
-                       help="codec levels that count as coarse (default: the codec's own setting)")
-    build.add_argument("--vocal-noise-snr", type=float, default=20.0,
-                       help="SNR (dB) of the white noise added for the vocals.semantic_noisy stream (default 20)")
+    build.add_argument(
+        "--coarse-levels",
+        type=int,
+        default=None,
+        help="codec levels that count as coarse (default: the codec's own setting)",
+    )
+    build.add_argument(
+        "--vocal-noise-snr",
+        type=float,
+        default=20.0,
+        help="SNR (dB) of the white noise added for the vocals.semantic_noisy stream (default 20)",
+    )
     build.add_argument("--device", default="cpu")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(handler=_build)
@@ -46,19 +54,25 @@ def _build(args: argparse.Namespace) -> int:
     if resumed is not None:
         added = sorted({s.name for s in streams} - {s.name for s in resumed})
         if added:
-            print(f"{args.out}: continuing the existing cache with its own streams (not adding {', '.join(added)}; "
-                  "build a new cache to get them)")
+            print(
+                f"{args.out}: continuing the existing cache with its own streams (not adding {', '.join(added)}; "
+                "build a new cache to get them)"
+            )
         streams = resumed
     writer = TokenCacheWriter(
         args.out,
         semantic=semantic,
         codec=codec,
         streams=streams,
-        fingerprints={"codec": tokenizer_fingerprint(codec, args.codec),
-                      "semantic": tokenizer_fingerprint(semantic, args.semantic)},
+        fingerprints={
+            "codec": tokenizer_fingerprint(codec, args.codec),
+            "semantic": tokenizer_fingerprint(semantic, args.semantic),
+        },
         device=args.device,
     )
     summary = build_token_cache(writer, items, progress=not args.quiet)
-    print(f"{args.out}: encoded {summary.encoded}, skipped {summary.skipped} already cached, "
-          f"failed {summary.failed} (see log); {len(writer.done)} items in the cache")
+    print(
+        f"{args.out}: encoded {summary.encoded}, skipped {summary.skipped} already cached, "
+        f"failed {summary.failed} (see log); {len(writer.done)} items in the cache"
+    )
     return 1 if summary.failed and not summary.encoded and not summary.skipped else 0

@@ -577,13 +577,22 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     assemble.add_argument("--delay", default=None)
     assemble.add_argument("--featurization", default=None, choices=sorted(CLI_FEATURIZATIONS), help="check it")
     assemble.add_argument("--out", required=True, help="model directory to write")
-    assemble.add_argument("--weights-dtype", default="float32", choices=("float32", "float16", "bfloat16"),
-                          help="precision the stage weights are stored at (float16: half the size, to ship)")
-    assemble.add_argument("--codec", default=None,
-                          help="codec checkpoint or run: write a complete model directory (tokenizers + cascade)")
+    assemble.add_argument(
+        "--weights-dtype",
+        default="float32",
+        choices=("float32", "float16", "bfloat16"),
+        help="precision the stage weights are stored at (float16: half the size, to ship)",
+    )
+    assemble.add_argument(
+        "--codec", default=None, help="codec checkpoint or run: write a complete model directory (tokenizers + cascade)"
+    )
     assemble.add_argument("--semantic-tokenizer", default=None, help="semantic tokenizer directory (with --codec)")
-    assemble.add_argument("--vocal-noise-snr", type=float, default=20.0,
-                          help="SNR (dB) of the white noise added to vocals at inference (with --codec)")
+    assemble.add_argument(
+        "--vocal-noise-snr",
+        type=float,
+        default=20.0,
+        help="SNR (dB) of the white noise added to vocals at inference (with --codec)",
+    )
     assemble.set_defaults(handler=_run_assemble)
 
     evaluation = groups["eval"].add_parser(

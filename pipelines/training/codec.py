@@ -76,7 +76,6 @@ class CodecTrainResult:
     stopped_early: bool  # the time budget ran out before `steps`
 
 
-
 def codec_config_from_options(preset: str, config_json: str | None) -> Any:
     """The preset, with the fields of `config_json` (an inline JSON object or a file path) replaced."""
     from models.codec.config import CodecConfig, CodecConfigError, get_preset

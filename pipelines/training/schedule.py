@@ -39,15 +39,11 @@ class WarmupCosine:
         self.min_ratio = min_ratio
 
     def __call__(self, step: int) -> float:
-        return lr_factor(
-            step, warmup_steps=self.warmup_steps, total_steps=self.total_steps, min_ratio=self.min_ratio
-        )
+        return lr_factor(step, warmup_steps=self.warmup_steps, total_steps=self.total_steps, min_ratio=self.min_ratio)
 
 
 def warmup_cosine_scheduler(
     optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.1
 ) -> LambdaLR:
     """A `LambdaLR` following `lr_factor`; call `scheduler.step()` after every `optimizer.step()`."""
-    return LambdaLR(
-        optimizer, WarmupCosine(warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio)
-    )
+    return LambdaLR(optimizer, WarmupCosine(warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio))

@@ -151,13 +151,9 @@ def train_semantic_tokenizer(config: SemanticTrainingConfig) -> SemanticTraining
     )
     if not train_features:
         raise SingsongError(f"{config.data}: none of the {len(train_files)} training files could be read")
-    kmeans = KMeansConfig(
-        k=config.k, seed=config.seed, max_iter=config.max_iter, batch_size=config.batch_size
-    )
+    kmeans = KMeansConfig(k=config.k, seed=config.seed, max_iter=config.max_iter, batch_size=config.batch_size)
     log.info("fitting k-means (k=%d) on %d frames", config.k, sum(f.shape[0] for f in train_features))
-    tokenizer, report = fit_semantic_tokenizer(
-        extractor, train_features, kmeans=kmeans, max_frames=config.max_frames
-    )
+    tokenizer, report = fit_semantic_tokenizer(extractor, train_features, kmeans=kmeans, max_frames=config.max_frames)
     del train_features
 
     heldout: dict[str, Any] = {}

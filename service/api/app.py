@@ -65,10 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # clients. Safe for the Lua scripts too: a replayed ENQUEUE leaves a duplicate stream entry that
         # the worker recognises as stale (its id is not the job's `entry`) and skips.
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, decode_responses=True, max_connections=REDIS_POOL_SIZE, timeout=10,
+            settings.redis_url,
+            decode_responses=True,
+            max_connections=REDIS_POOL_SIZE,
+            timeout=10,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[aioredis.ConnectionError, aioredis.TimeoutError],
-        )  # fmt: skip
+        )
         client = aioredis.Redis(connection_pool=pool)
         app.state.context = Context(settings, Keys(settings.redis_prefix), client, Storage(settings.storage_dir))
         if settings.auth == "open":

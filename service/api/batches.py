@@ -27,19 +27,25 @@ BATCH_GRACE_S = 7 * 86_400
 
 
 @router.post(
-    "", status_code=202, response_model=BatchResponse, summary="Submit many vocals",
+    "",
+    status_code=202,
+    response_model=BatchResponse,
+    summary="Submit many vocals",
     openapi_extra=multipart_body({"type": "array", "items": {"type": "string", "format": "binary"}}, "files"),
-)  # fmt: skip
+)
 async def submit_batch(request: Request) -> BatchResponse:
     """Multipart form: vocals in file fields (any field name, e.g. repeated `files`), or a single zip
     archive; options as fields, applied to every vocal."""
     ctx, who, settings = context(request), request.state.principal, context(request).settings
     await precheck_capacity(ctx, who, 1)
     form = await receive_multipart(
-        request, ctx.storage, max_body_bytes=settings.batch_max_bytes, max_files=settings.batch_max_files,
+        request,
+        ctx.storage,
+        max_body_bytes=settings.batch_max_bytes,
+        max_files=settings.batch_max_files,
         # a part announced as a zip may be as large as the whole batch; audio parts get the per-file limit
         file_limit=lambda name: settings.batch_max_bytes if _is_zip_name(name) else settings.max_upload_bytes,
-    )  # fmt: skip
+    )
     extracted: list[tuple[str, IncomingFile]] = []
     try:
         if not form.files:
@@ -72,9 +78,11 @@ async def submit_batch(request: Request) -> BatchResponse:
     now = time.time()
     jobs = [{"id": job_id, "name": name} for job_id, (name, _, _) in zip(job_ids, accepted, strict=True)]
     record = {
-        "owner": who.owner, "created_at": f"{now:.6f}", "jobs": json.dumps(jobs),
+        "owner": who.owner,
+        "created_at": f"{now:.6f}",
+        "jobs": json.dumps(jobs),
         "rejected": json.dumps([r.model_dump() for r in rejected]),
-    }  # fmt: skip
+    }
     pipe = ctx.redis.pipeline(transaction=True)
     pipe.hset(ctx.keys.batch(batch_id), mapping=record)
     pipe.expire(ctx.keys.batch(batch_id), settings.result_ttl_s + BATCH_GRACE_S)
@@ -97,10 +105,15 @@ async def get_batch(batch_id: str, request: Request) -> BatchResponse:
     for job, (status, progress, error) in zip(jobs, states, strict=True):
         if status in counts:
             counts[status] += 1
-        out.append(BatchJob(
-            id=job["id"], name=job["name"], status=status if status in counts else None,
-            progress=float(progress or 0), error=error or None,
-        ))  # fmt: skip
+        out.append(
+            BatchJob(
+                id=job["id"],
+                name=job["name"],
+                status=status if status in counts else None,
+                progress=float(progress or 0),
+                error=error or None,
+            )
+        )
     rejected = [RejectedFile(**r) for r in json.loads(record.get("rejected") or "[]")]
     created = float(record["created_at"])
     return BatchResponse(id=batch_id, created_at=created, counts=counts, jobs=out, rejected=rejected)

@@ -94,10 +94,15 @@ async def precheck_capacity(ctx: Context, who: Principal, jobs: int) -> None:
 async def enqueue(ctx: Context, who: Principal, jobs: list[dict[str, str]]) -> None:
     """Enqueue all jobs or none (quota and queue bound checked in the same Lua step)."""
     status, value = await ctx.enqueue_script(
-        keys=[ctx.keys.queue, ctx.keys.seq_enqueued, ctx.keys.seq_delivered, ctx.keys.active(who.owner),
-              *(ctx.keys.job(job["id"]) for job in jobs)],
+        keys=[
+            ctx.keys.queue,
+            ctx.keys.seq_enqueued,
+            ctx.keys.seq_delivered,
+            ctx.keys.active(who.owner),
+            *(ctx.keys.job(job["id"]) for job in jobs),
+        ],
         args=[ctx.settings.max_active_jobs, ctx.settings.max_queue_length, *(json.dumps(job) for job in jobs)],
-    )  # fmt: skip
+    )
     if int(status) == -1:
         _over_quota(ctx, int(value))
     if int(status) == -2:
@@ -108,8 +113,11 @@ async def enqueue(ctx: Context, who: Principal, jobs: list[dict[str, str]]) -> N
 def _over_quota(ctx: Context, active: int) -> None:
     metrics.SUBMISSIONS_REJECTED.labels("quota").inc()
     limit = ctx.settings.max_active_jobs
-    raise reject(429, f"too many active jobs ({active} queued or running, the limit is {limit} per key)",
-                 retry_after=ctx.settings.quota_retry_after_s)  # fmt: skip
+    raise reject(
+        429,
+        f"too many active jobs ({active} queued or running, the limit is {limit} per key)",
+        retry_after=ctx.settings.quota_retry_after_s,
+    )
 
 
 def _queue_full(ctx: Context) -> None:

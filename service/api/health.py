@@ -44,8 +44,9 @@ async def readyz(request: Request) -> Response:
             problems.append("no worker heartbeat")
     except (aioredis.RedisError, OSError) as error:
         problems.append(f"redis unreachable ({type(error).__name__})")
-    body = Readiness(status="ready" if not problems else "not ready", redis=redis_ok, live_workers=workers,
-                     problems=problems)  # fmt: skip
+    body = Readiness(
+        status="ready" if not problems else "not ready", redis=redis_ok, live_workers=workers, problems=problems
+    )
     return JSONResponse(body.model_dump(), status_code=200 if not problems else 503)
 
 

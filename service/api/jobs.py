@@ -32,10 +32,14 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(princ
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and option fields on top of the file itself
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
 _OPTION_PROPS: dict[str, Any] = {
-    "seed": {"type": "integer"}, "temperature": {"type": "number"}, "top_k": {"type": "integer"},
-    "top_p": {"type": "number"}, "guidance_scale": {"type": "number"}, "takes": {"type": "integer"},
+    "seed": {"type": "integer"},
+    "temperature": {"type": "number"},
+    "top_k": {"type": "integer"},
+    "top_p": {"type": "number"},
+    "guidance_scale": {"type": "number"},
+    "takes": {"type": "integer"},
     "format": {"type": "string", "enum": ["wav", "flac", "mp3"]},
-}  # fmt: skip
+}
 
 
 def multipart_body(file_field: dict[str, Any], required: str) -> dict[str, Any]:
@@ -57,7 +61,10 @@ def parse_options(fields: dict[str, str], max_takes: int) -> JobOptions:
 
 
 async def admit(
-    ctx: Context, who: Principal, vocals: list[tuple[str, IncomingFile, VocalInfo]], options: JobOptions,
+    ctx: Context,
+    who: Principal,
+    vocals: list[tuple[str, IncomingFile, VocalInfo]],
+    options: JobOptions,
     batch_id: str = "",
 ) -> list[str]:
     """Move validated uploads into place and enqueue them as one unit. Returns the job ids.
@@ -73,10 +80,18 @@ async def admit(
             job_ids.append(job_id)
             seed = options.seed if options.seed is not None else secrets.randbelow(2**31 - 1)
             await run_in_threadpool(ctx.storage.adopt_input, job_id, incoming.path)
-            fields.append(new_job_fields(
-                job_id=job_id, owner=who.owner, options=options.model_copy(update={"seed": seed}), filename=name,
-                duration=info.duration, sample_rate=info.sample_rate, created_at=now, batch=batch_id,
-            ))  # fmt: skip
+            fields.append(
+                new_job_fields(
+                    job_id=job_id,
+                    owner=who.owner,
+                    options=options.model_copy(update={"seed": seed}),
+                    filename=name,
+                    duration=info.duration,
+                    sample_rate=info.sample_rate,
+                    created_at=now,
+                    batch=batch_id,
+                )
+            )
         await enqueue(ctx, who, fields)
     except BaseException:
         for job_id in job_ids:
@@ -103,21 +118,31 @@ async def load_job(ctx: Context, who: Principal, job_id: str) -> tuple[JobRecord
 
 
 @router.post(
-    "", status_code=202, response_model=JobResponse, summary="Submit a vocal",
+    "",
+    status_code=202,
+    response_model=JobResponse,
+    summary="Submit a vocal",
     openapi_extra=multipart_body({"type": "string", "format": "binary"}, "audio"),
-    responses={413: {"description": "upload too large"}, 415: {"description": "not audio"},
-               422: {"description": "unusable audio or options"}, 429: {"description": "quota or rate limit"},
-               503: {"description": "queue full"}},
-)  # fmt: skip
+    responses={
+        413: {"description": "upload too large"},
+        415: {"description": "not audio"},
+        422: {"description": "unusable audio or options"},
+        429: {"description": "quota or rate limit"},
+        503: {"description": "queue full"},
+    },
+)
 async def submit_job(request: Request, response: Response) -> JobResponse:
     """Multipart form: the vocal in a file field (`audio`), options as fields (seed, temperature, takes,
     format, ...). Answers 202 with the job; poll `GET /v1/jobs/{id}` until it has succeeded."""
     ctx, who = context(request), request.state.principal
     await precheck_capacity(ctx, who, 1)
     form = await receive_multipart(
-        request, ctx.storage, max_body_bytes=ctx.settings.max_upload_bytes + FORM_OVERHEAD, max_files=1,
+        request,
+        ctx.storage,
+        max_body_bytes=ctx.settings.max_upload_bytes + FORM_OVERHEAD,
+        max_files=1,
         file_limit=lambda _name: ctx.settings.max_upload_bytes,
-    )  # fmt: skip
+    )
     try:
         if len(form.files) != 1:
             raise reject(422, "attach the vocal as a file field named 'audio'")

@@ -72,13 +72,27 @@ def job_response(job: JobRecord, delivered_seq: int | None) -> JobResponse:
     if job.status == JobStatus.succeeded:
         for r in job.results:
             query = f"?take={r.take}"
-            results.append(TakeLinks(
-                take=r.take, seed=r.seed, mix=f"/v1/jobs/{job.id}/mix{query}",
-                accompaniment=f"/v1/jobs/{job.id}/accompaniment{query}",
-            ))  # fmt: skip
+            results.append(
+                TakeLinks(
+                    take=r.take,
+                    seed=r.seed,
+                    mix=f"/v1/jobs/{job.id}/mix{query}",
+                    accompaniment=f"/v1/jobs/{job.id}/accompaniment{query}",
+                )
+            )
     return JobResponse(
-        id=job.id, status=job.status, progress=round(job.progress, 4), queue_position=position,
-        error=job.error or None, filename=job.filename, duration_s=round(job.duration, 3), options=job.options,
-        attempts=job.attempts, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-        batch_id=job.batch or None, results=results,
-    )  # fmt: skip
+        id=job.id,
+        status=job.status,
+        progress=round(job.progress, 4),
+        queue_position=position,
+        error=job.error or None,
+        filename=job.filename,
+        duration_s=round(job.duration, 3),
+        options=job.options,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        batch_id=job.batch or None,
+        results=results,
+    )

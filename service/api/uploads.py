@@ -135,10 +135,14 @@ async def receive_multipart(
             form.fields[part["name"]] = part["data"].decode("utf-8", "replace")
 
     callbacks = {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-        "on_part_data": on_part_data, "on_part_end": on_part_end,
-    }  # fmt: skip
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
     parser = MultipartParser(boundary, callbacks)
     total = 0
     try:
@@ -226,8 +230,11 @@ def extract_zip(path: Path, storage: Storage, settings: Settings) -> list[tuple[
             if info.flag_bits & 0x1:
                 raise reject(422, f"{display_name(info.filename)}: encrypted archive entries are not supported")
             if info.file_size > settings.max_upload_bytes:
-                raise reject(413, f"{display_name(info.filename)}: {info.file_size} bytes uncompressed, "
-                                  f"the limit is {settings.max_upload_bytes}")  # fmt: skip
+                raise reject(
+                    413,
+                    f"{display_name(info.filename)}: {info.file_size} bytes uncompressed, "
+                    f"the limit is {settings.max_upload_bytes}",
+                )
             total += info.file_size
             if total > settings.zip_max_uncompressed_bytes:
                 raise reject(413, f"the archive expands to more than {settings.zip_max_uncompressed_bytes} bytes")

@@ -60,11 +60,28 @@ class RedisServer:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
-             "--logfile", str(self.directory / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
         while True:
@@ -100,12 +117,26 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def make_settings(redis_url: str, storage: Path, **overrides: object) -> Settings:
     """Fast timings and small limits for tests; every test gets a fresh key prefix."""
     values: dict[str, object] = dict(
-        redis_url=redis_url, redis_prefix=f"t{uuid.uuid4().hex[:12]}:", storage_dir=storage, auth="keys",
-        rate_limit_per_s=1000.0, rate_limit_burst=1000, max_upload_bytes=2 * 1024 * 1024, max_seconds=8.0,
-        batch_max_bytes=8 * 1024 * 1024, zip_max_entries=16, zip_max_uncompressed_bytes=6 * 1024 * 1024,
-        batch_max_files=8, heartbeat_s=0.1, heartbeat_ttl_s=2.0, claim_min_idle_ms=800, read_block_ms=50,
-        janitor_interval_s=0.2, result_ttl_s=3600, max_attempts=3,
-    )  # fmt: skip
+        redis_url=redis_url,
+        redis_prefix=f"t{uuid.uuid4().hex[:12]}:",
+        storage_dir=storage,
+        auth="keys",
+        rate_limit_per_s=1000.0,
+        rate_limit_burst=1000,
+        max_upload_bytes=2 * 1024 * 1024,
+        max_seconds=8.0,
+        batch_max_bytes=8 * 1024 * 1024,
+        zip_max_entries=16,
+        zip_max_uncompressed_bytes=6 * 1024 * 1024,
+        batch_max_files=8,
+        heartbeat_s=0.1,
+        heartbeat_ttl_s=2.0,
+        claim_min_idle_ms=800,
+        read_block_ms=50,
+        janitor_interval_s=0.2,
+        result_ttl_s=3600,
+        max_attempts=3,
+    )
     values.update(overrides)
     return Settings(**values)
 
@@ -205,8 +236,9 @@ def vocal_samples(seconds: float = 1.0, sample_rate: int = 16_000, seed: int = 0
     return (level * tone / np.max(np.abs(tone))).astype(np.float32)
 
 
-def write_vocal(path: Path, seconds: float = 1.0, sample_rate: int = 16_000, seed: int = 0, silent: bool = False,
-                channels: int = 1) -> Path:  # fmt: skip
+def write_vocal(
+    path: Path, seconds: float = 1.0, sample_rate: int = 16_000, seed: int = 0, silent: bool = False, channels: int = 1
+) -> Path:
     samples = np.zeros(int(seconds * sample_rate), np.float32) if silent else vocal_samples(seconds, sample_rate, seed)
     data = samples if channels == 1 else np.stack([samples] * channels, axis=1)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,9 +272,11 @@ def wait_status(api: TestClient, job_id: str, headers: dict[str, str], statuses:
 
 def submit(api: TestClient, headers: dict[str, str], data: bytes, name: str = "vocal.wav", **fields: object):
     return api.post(
-        "/v1/jobs", headers=headers, files={"audio": (name, data, "audio/wav")},
+        "/v1/jobs",
+        headers=headers,
+        files={"audio": (name, data, "audio/wav")},
         data={k: str(v) for k, v in fields.items()},
-    )  # fmt: skip
+    )
 
 
 # ------------------------------------------------------------------------------------------- live server
@@ -272,15 +306,30 @@ class LiveServer:
 def worker_subprocess(settings: Settings, model_dir: Path | None, name: str) -> subprocess.Popen:
     """`python -m service.worker` with the tiny engine, configured through the environment like production."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SINGSONG_")}
-    env.update({
-        "SINGSONG_REDIS_URL": settings.redis_url, "SINGSONG_REDIS_PREFIX": settings.redis_prefix,
-        "SINGSONG_STORAGE_DIR": str(settings.storage_dir), "SINGSONG_ENGINE": "service.testing:build_tiny_engine",
-        "SINGSONG_DEVICE": "cpu", "SINGSONG_WORKER_NAME": name, "SINGSONG_HEARTBEAT_S": str(settings.heartbeat_s),
-        "SINGSONG_CLAIM_MIN_IDLE_MS": str(settings.claim_min_idle_ms), "SINGSONG_READ_BLOCK_MS": "50",
-        "SINGSONG_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes), "SINGSONG_MAX_SECONDS": str(settings.max_seconds),
-        "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
-    })  # fmt: skip
+    env.update(
+        {
+            "SINGSONG_REDIS_URL": settings.redis_url,
+            "SINGSONG_REDIS_PREFIX": settings.redis_prefix,
+            "SINGSONG_STORAGE_DIR": str(settings.storage_dir),
+            "SINGSONG_ENGINE": "service.testing:build_tiny_engine",
+            "SINGSONG_DEVICE": "cpu",
+            "SINGSONG_WORKER_NAME": name,
+            "SINGSONG_HEARTBEAT_S": str(settings.heartbeat_s),
+            "SINGSONG_CLAIM_MIN_IDLE_MS": str(settings.claim_min_idle_ms),
+            "SINGSONG_READ_BLOCK_MS": "50",
+            "SINGSONG_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
+            "SINGSONG_MAX_SECONDS": str(settings.max_seconds),
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(REPO),
+        }
+    )
     if model_dir is not None:
         env["SINGSONG_MODEL_DIR"] = str(model_dir)
-    return subprocess.Popen([sys.executable, "-m", "service.worker"], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.worker"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -26,8 +26,14 @@ def test_job_lifecycle_end_to_end(api, api_key, settings, workers, engine, tmp_p
     done = wait_status(api, job["id"], api_key, {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
     assert done["progress"] == 1.0 and done["queue_position"] is None and done["attempts"] == 1
-    assert done["results"] == [{"take": 0, "seed": 1234, "mix": f"/v1/jobs/{job['id']}/mix?take=0",
-                                "accompaniment": f"/v1/jobs/{job['id']}/accompaniment?take=0"}]  # fmt: skip
+    assert done["results"] == [
+        {
+            "take": 0,
+            "seed": 1234,
+            "mix": f"/v1/jobs/{job['id']}/mix?take=0",
+            "accompaniment": f"/v1/jobs/{job['id']}/accompaniment?take=0",
+        }
+    ]
     assert len(engine.calls) > calls_before
 
     vocal, rate = sf.read(io.BytesIO(data), dtype="float32")
@@ -87,8 +93,9 @@ def test_queue_position_counts_jobs_ahead(api, api_key, tmp_path):
     assert positions == [1, 2, 3]
 
 
-def test_delete_queued_job_cancels_it_and_the_worker_skips_it(api, api_key, settings, workers, engine, rclient,
-                                                              keys, tmp_path):  # fmt: skip
+def test_delete_queued_job_cancels_it_and_the_worker_skips_it(
+    api, api_key, settings, workers, engine, rclient, keys, tmp_path
+):
     job = submit(api, api_key, vocal_bytes(tmp_path)).json()
     job_dir = settings.storage_dir / "jobs" / job["id"]
     assert (job_dir / "input").is_file()
@@ -132,8 +139,13 @@ def test_progress_is_reported_while_running(api, api_key, settings, workers, tmp
     slow = TinyEngine(TinyConfig(dim=16, layers=1, slow_down_s=0.01))
     job = submit(api, api_key, vocal_bytes(tmp_path, seconds=3.0)).json()
     workers.start(settings, slow)
-    running = wait_for(lambda: (b := api.get(f"/v1/jobs/{job['id']}", headers=api_key).json())["progress"] > 0
-                       and b["status"] == "running" and b)  # fmt: skip
+    running = wait_for(
+        lambda: (
+            (b := api.get(f"/v1/jobs/{job['id']}", headers=api_key).json())["progress"] > 0
+            and b["status"] == "running"
+            and b
+        )
+    )
     assert 0 < running["progress"] < 1 and running["started_at"] is not None
     assert wait_status(api, job["id"], api_key, {"succeeded"})["progress"] == 1.0
 

@@ -50,9 +50,11 @@ def test_local_batch_is_batched_and_resumable(tmp_path, monkeypatch, capsys):
     assert "3 accompanied, 0 already done, 1 failed" in out.out and "broken.wav" in out.err
     produced = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
     assert produced == sorted(
-        f"{stem}.take{t}.{kind}.{ext}" for stem, ext in (("a", "wav"), ("c", "wav"), ("set/b", "wav"))
-        for t in (0, 1) for kind in ("mix", "accompaniment")
-    )  # fmt: skip
+        f"{stem}.take{t}.{kind}.{ext}"
+        for stem, ext in (("a", "wav"), ("c", "wav"), ("set/b", "wav"))
+        for t in (0, 1)
+        for kind in ("mix", "accompaniment")
+    )
     mix, rate = sf.read(out_dir / "set" / "b.take1.mix.wav")
     assert rate == 22_050 and mix.shape == (int(1.3 * 22_050), 2)
 

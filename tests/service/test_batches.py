@@ -45,8 +45,9 @@ def test_batch_of_files_accepts_good_ones_and_lists_rejected(api, api_key, setti
 
     calls_before = len(engine.calls)
     workers.start(settings, engine)
-    done = wait_for(lambda: (b := api.get(f"/v1/batches/{batch['id']}", headers=api_key).json())["counts"]["succeeded"]
-                    == 2 and b)  # fmt: skip
+    done = wait_for(
+        lambda: (b := api.get(f"/v1/batches/{batch['id']}", headers=api_key).json())["counts"]["succeeded"] == 2 and b
+    )
     assert all(j["status"] == "succeeded" and j["progress"] == 1.0 for j in done["jobs"])
     assert [c.batch_size for c in engine.calls[calls_before:]] == [2]  # similar lengths: one engine call
     job = api.get(f"/v1/jobs/{batch['jobs'][0]['id']}", headers=api_key).json()
@@ -59,11 +60,15 @@ def test_batch_with_nothing_usable_is_422(api, api_key, tmp_path):
 
 
 def test_zip_batch(api, api_key, settings, tmp_path):
-    archive = make_zip({
-        "songs/": b"", "songs/verse.wav": vocal_bytes(tmp_path, seed=1),
-        "songs/chorus.wav": vocal_bytes(tmp_path, seed=2),
-        "__MACOSX/songs/._verse.wav": b"\0" * 100, "songs/.DS_Store": b"\0" * 10,
-    })  # fmt: skip
+    archive = make_zip(
+        {
+            "songs/": b"",
+            "songs/verse.wav": vocal_bytes(tmp_path, seed=1),
+            "songs/chorus.wav": vocal_bytes(tmp_path, seed=2),
+            "__MACOSX/songs/._verse.wav": b"\0" * 100,
+            "songs/.DS_Store": b"\0" * 10,
+        }
+    )
     r = api.post("/v1/batches", headers=api_key, files={"archive": ("takes.zip", archive, "application/zip")})
     assert r.status_code == 202, r.text
     batch = r.json()

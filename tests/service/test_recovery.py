@@ -28,8 +28,9 @@ def _slow_model_dir(tmp_path, slow_down_s: float):
     return model_dir
 
 
-def test_sigkilled_worker_job_is_completed_by_another_worker(api, api_key, settings, workers, engine, rclient, keys,
-                                                             tmp_path):  # fmt: skip
+def test_sigkilled_worker_job_is_completed_by_another_worker(
+    api, api_key, settings, workers, engine, rclient, keys, tmp_path
+):
     job = submit(api, api_key, vocal_bytes(tmp_path, seconds=2.0)).json()
     victim = worker_subprocess(settings, _slow_model_dir(tmp_path, 0.05), name="victim")  # ~5 s for this job
     try:

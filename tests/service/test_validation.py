@@ -30,8 +30,10 @@ def _raw_request(port: int, head: bytes, body_chunks: int = 0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(head)
         if body_chunks:
-            part = (b'--xyz\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n'
-                    b"Content-Type: audio/wav\r\n\r\n")  # fmt: skip
+            part = (
+                b'--xyz\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n'
+                b"Content-Type: audio/wav\r\n\r\n"
+            )
             s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
             chunk = b"\0" * 65536
             for _ in range(body_chunks):
@@ -56,13 +58,17 @@ def _content_length(answer: bytes) -> int:
 def test_size_limit_is_enforced_while_streaming(settings_factory):
     settings = settings_factory(auth="open", max_upload_bytes=256 * 1024)
     with LiveServer(settings) as live:
-        head = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+        head = (
+            b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         answer = _raw_request(live.port, head, body_chunks=16)  # 1 MiB of an endless upload
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         # A declared Content-Length over the limit is refused before any body byte is read.
-        head = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
-                b"Content-Length: 52428800\r\n\r\n")  # fmt: skip
+        head = (
+            b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
+            b"Content-Length: 52428800\r\n\r\n"
+        )
         answer = _raw_request(live.port, head)
         assert answer.startswith(b"HTTP/1.1 413") and b"52428800 bytes" in answer
     assert incoming_files(settings) == []

@@ -50,8 +50,9 @@ def test_batches_respect_batch_size_and_group_by_length(api, api_key, settings_f
     assert engine.calls[0].rows == 3  # two takes of the first vocal + one of the other
 
 
-def test_failing_job_is_retried_then_dead_lettered_without_failing_its_batch(api, api_key, settings, rclient, keys,
-                                                                             tmp_path):  # fmt: skip
+def test_failing_job_is_retried_then_dead_lettered_without_failing_its_batch(
+    api, api_key, settings, rclient, keys, tmp_path
+):
     engine = PoisonEngine(poison_seconds=1.25)
     good = submit(api, api_key, vocal_bytes(tmp_path, seconds=1.2, seed=1)).json()["id"]
     bad = submit(api, api_key, vocal_bytes(tmp_path, seconds=1.25, seed=2)).json()["id"]

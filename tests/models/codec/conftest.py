@@ -15,5 +15,3 @@ def tiny_codec() -> Codec:
     codec = build_codec(get_preset("tiny"))
     codec.init_codebooks(tone(1.0, codec.sample_rate, batch=2))
     return codec.eval()
-
-

@@ -37,9 +37,7 @@ def test_layout_and_empty_input(extractor):
 
 
 def test_deterministic_and_batch_independent(extractor):
-    wav = torch.cat(
-        [sung_tone(220.0), 0.1 * torch.randn(1, 1, 16_000, generator=torch.Generator().manual_seed(1))]
-    )
+    wav = torch.cat([sung_tone(220.0), 0.1 * torch.randn(1, 1, 16_000, generator=torch.Generator().manual_seed(1))])
     first, second = extractor.extract(wav), extractor.extract(wav)
     assert torch.equal(first, second)
     torch.testing.assert_close(extractor.extract(wav[1:]), first[1:], atol=1e-4, rtol=1e-4)

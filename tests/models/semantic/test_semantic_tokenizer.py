@@ -43,11 +43,7 @@ def test_assign_matches_brute_force():
 
 def test_cluster_usage():
     uniform = cluster_usage(torch.arange(8).repeat(3), 8)
-    assert (
-        uniform.used == 8
-        and uniform.perplexity == pytest.approx(8.0)
-        and uniform.entropy_bits == pytest.approx(3)
-    )
+    assert uniform.used == 8 and uniform.perplexity == pytest.approx(8.0) and uniform.entropy_bits == pytest.approx(3)
     single = cluster_usage(torch.zeros(10, dtype=torch.long), 8)
     assert single.used == 1 and single.perplexity == pytest.approx(1.0)
 
@@ -55,9 +51,9 @@ def test_cluster_usage():
 def _corpus() -> list[torch.Tensor]:
     """Waveforms `[1, 1, T]`: sung notes at three pitches and some noise (different lengths)."""
     noise = 0.05 * torch.randn(1, 1, 12_000, generator=torch.Generator().manual_seed(5))
-    return [
-        sung_tone(midi_hz(m), seconds=s, seed=i) for i, (m, s) in enumerate([(57, 1.0), (60, 0.8), (64, 1.2)])
-    ] + [noise]
+    return [sung_tone(midi_hz(m), seconds=s, seed=i) for i, (m, s) in enumerate([(57, 1.0), (60, 0.8), (64, 1.2)])] + [
+        noise
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +92,7 @@ def test_fit_is_deterministic(fitted):
 def test_max_frames_subsamples_deterministically():
     extractor = BuiltinFeatureExtractor()
     features = [extractor.extract(w)[0] for w in _corpus()]
-    first, report = fit_semantic_tokenizer(
-        extractor, features, kmeans=KMeansConfig(k=4, seed=1), max_frames=40
-    )
+    first, report = fit_semantic_tokenizer(extractor, features, kmeans=KMeansConfig(k=4, seed=1), max_frames=40)
     second, _ = fit_semantic_tokenizer(extractor, features, kmeans=KMeansConfig(k=4, seed=1), max_frames=40)
     assert report.frames_used == 40 and report.frames_available == 94
     assert torch.equal(first.centroids, second.centroids)

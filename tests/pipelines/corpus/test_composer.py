@@ -73,8 +73,12 @@ def test_presets_are_consistent(name):
         bar_steps = groove.steps_per_beat * preset.beats_per_bar
         for bar in range(groove.bars):
             on_beats = range(bar * bar_steps, (bar + 1) * bar_steps, groove.steps_per_beat)
-            backbone = {step for key, line in groove.lines for step in on_beats
-                        if key in (36, 37, 38, 39) and line[step] in "Xx"}
+            backbone = {
+                step
+                for key, line in groove.lines
+                for step in on_beats
+                if key in (36, 37, 38, 39) and line[step] in "Xx"
+            }
             accented = {step for _, line in groove.lines for step in on_beats if line[step] == "X"}
             assert len(backbone) >= 2 or len(backbone | accented) == preset.beats_per_bar, groove.name
             assert len(backbone | accented) >= preset.beats_per_bar / 2, groove.name

@@ -165,8 +165,7 @@ def test_rendering_is_deterministic_and_reruns_do_no_work(tmp_path):
 
 
 def test_cli_renders_and_rejects_bad_options(tmp_path, capsys):
-    assert main(["corpus", "synth", "--out", str(tmp_path / "c"), "--songs", "1", "--seconds", "3",
-                 "--quiet"]) == 0
+    assert main(["corpus", "synth", "--out", str(tmp_path / "c"), "--songs", "1", "--seconds", "3", "--quiet"]) == 0
     assert "rendered 1 songs" in capsys.readouterr().out
     assert main(["corpus", "synth", "--out", str(tmp_path / "d"), "--songs", "1", "--styles", "polka9"]) == 2
     assert "unknown style(s) polka9" in capsys.readouterr().err

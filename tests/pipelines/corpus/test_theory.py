@@ -78,7 +78,13 @@ def test_diatonic_sevenths():
         return with_seventh(parse_numeral(token, mode), mode).quality
 
     assert [seventh(t, "major") for t in ("I", "ii", "iii", "IV", "V", "vi", "viio")] == [
-        "maj7", "min7", "min7", "maj7", "7", "min7", "m7b5"
+        "maj7",
+        "min7",
+        "min7",
+        "maj7",
+        "7",
+        "min7",
+        "m7b5",
     ]
     assert seventh("V", "minor") == "7"  # E7 in A minor
     assert seventh("i", "minor") == "min7"

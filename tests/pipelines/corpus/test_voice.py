@@ -37,15 +37,16 @@ def _rms(x: np.ndarray) -> float:
 def _pyin(y: np.ndarray, sr: int = SR, resolution: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """f0 (Hz), voiced flags and frame times of a 16 kHz resample, as a pitch tracker would hear it."""
     y16 = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr, target_sr=16000)
-    f0, voiced, _ = librosa.pyin(y16, fmin=65.0, fmax=1000.0, sr=16000, frame_length=1024, hop_length=320,
-                                 resolution=resolution)
+    f0, voiced, _ = librosa.pyin(
+        y16, fmin=65.0, fmax=1000.0, sr=16000, frame_length=1024, hop_length=320, resolution=resolution
+    )
     return f0, voiced, librosa.times_like(f0, sr=16000, hop_length=320)
 
 
 def _lpc_formants(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """Formant frequencies (Hz, ascending) of the middle of `y` by LPC root-finding at 10 kHz."""
     y10 = librosa.resample(np.asarray(y, dtype=np.float64), orig_sr=sr, target_sr=10000)
-    seg = y10[len(y10) // 2 - 2000: len(y10) // 2 + 2000]
+    seg = y10[len(y10) // 2 - 2000 : len(y10) // 2 + 2000]
     seg = np.append(seg[0], seg[1:] - 0.9 * seg[:-1]) * np.hamming(len(seg))  # pre-emphasis
     roots = np.roots(librosa.lpc(seg, order=12))
     roots = roots[np.imag(roots) > 0]
@@ -77,9 +78,10 @@ def test_deterministic_per_seed_and_timbre(melody_renders):
     np.testing.assert_array_equal(a, render_vocal(MELODY[:3], 3.0, seed=5, timbre=timbre))
     assert not np.allclose(a, render_vocal(MELODY[:3], 3.0, seed=5, timbre=PLAIN))
     # timbre=None is the documented random singer of the seed
-    np.testing.assert_array_equal(render_vocal(MELODY[:3], 3.0, seed=5),
-                                  render_vocal(MELODY[:3], 3.0, seed=5,
-                                               timbre=VoiceTimbre.random(np.random.default_rng(5))))
+    np.testing.assert_array_equal(
+        render_vocal(MELODY[:3], 3.0, seed=5),
+        render_vocal(MELODY[:3], 3.0, seed=5, timbre=VoiceTimbre.random(np.random.default_rng(5))),
+    )
 
 
 def test_no_notes_is_silence():
@@ -89,9 +91,9 @@ def test_no_notes_is_silence():
 
 def test_silence_after_the_last_note_and_breath_before_a_phrase(melody_renders):
     for y in melody_renders.values():
-        singing = _rms(y[int(1.7 * SR):int(2.5 * SR)])
+        singing = _rms(y[int(1.7 * SR) : int(2.5 * SR)])
         # Nothing after the last note has died away (note end 7.6 s + release).
-        assert _rms(y[int(8.0 * SR):]) < 1e-4 * singing
+        assert _rms(y[int(8.0 * SR) :]) < 1e-4 * singing
         # The rest 3.1-4.5 s: the previous note's release is over by 3.35 s, a consonant may start at
         # 4.35 s; in between the singer inhales.
         gap_db = 20 * np.log10(_rms(y[BREATH_GAP]) / singing)
@@ -143,10 +145,10 @@ def test_long_notes_have_vibrato_at_the_timbre_rate():
 
 def test_vowels_have_their_formants():
     def formants(vowel: str, scale: float = 1.0, pitch: int = 48) -> np.ndarray:
-        timbre = VoiceTimbre(formant_scale=scale, vibrato_depth_cents=0.0, consonant_prob=0.0,
-                             breathiness=0.2)
-        return _lpc_formants(render_vocal([VocalNote(pitch, 0.1, 1.4, 100, 0)], 1.5, seed=0, timbre=timbre,
-                                          vowels=[vowel]))
+        timbre = VoiceTimbre(formant_scale=scale, vibrato_depth_cents=0.0, consonant_prob=0.0, breathiness=0.2)
+        return _lpc_formants(
+            render_vocal([VocalNote(pitch, 0.1, 1.4, 100, 0)], 1.5, seed=0, timbre=timbre, vowels=[vowel])
+        )
 
     a, i, u = formants("a"), formants("i"), formants("u")
     assert a[0] > i[0] + 250 and a[0] > u[0] + 250  # /a/ is open: high F1
@@ -161,8 +163,8 @@ def test_vowels_have_their_formants():
 def test_vowel_sequence_is_followed_within_one_render():
     notes = [VocalNote(50, 0.1, 1.1, 100, 0), VocalNote(50, 1.3, 2.3, 100, 0)]
     y = render_vocal(notes, 2.5, seed=1, timbre=PLAIN, vowels=["i", "a"])
-    first = _lpc_formants(y[int(0.3 * SR):int(1.0 * SR)])
-    second = _lpc_formants(y[int(1.5 * SR):int(2.2 * SR)])
+    first = _lpc_formants(y[int(0.3 * SR) : int(1.0 * SR)])
+    second = _lpc_formants(y[int(1.5 * SR) : int(2.2 * SR)])
     assert second[0] > first[0] + 250 and first[1] > second[1] + 700
 
 
@@ -173,11 +175,20 @@ def test_source_is_band_limited():
     pos = 1000.0 + np.arange(count) * sr / f0
     ones = np.ones(count)
     freqs, bws = VOWELS["a"]
-    cycles = voice._Cycles(pos=pos, length=ones * sr / f0, f0=ones * f0, amp=ones, oq=ones * 0.5,
-                           fg=ones * 1.4 * f0, fa=ones * 6000.0, noise_energy=ones * 0.0,
-                           formants=np.tile(freqs, (count, 1)), bandwidths=np.tile(bws, (count, 1)))
+    cycles = voice._Cycles(
+        pos=pos,
+        length=ones * sr / f0,
+        f0=ones * f0,
+        amp=ones,
+        oq=ones * 0.5,
+        fg=ones * 1.4 * f0,
+        fa=ones * 6000.0,
+        noise_energy=ones * 0.0,
+        formants=np.tile(freqs, (count, 1)),
+        bandwidths=np.tile(bws, (count, 1)),
+    )
     y = voice._render_cycles(cycles, np.zeros(int(pos[-1]) + 2000), frames, sr)
-    seg = y[int(pos[100]):int(pos[-100])]
+    seg = y[int(pos[100]) : int(pos[-100])]
     spectrum = np.abs(np.fft.rfft(seg * np.blackman(len(seg))))
     hz = np.fft.rfftfreq(len(seg), 1 / sr)
     level = 20 * np.log10(spectrum / spectrum.max() + 1e-300)

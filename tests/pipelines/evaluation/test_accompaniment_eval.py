@@ -69,13 +69,21 @@ def _corpus(root, songs=3):
         folder = root / "test" / f"song_{i}"
         folder.mkdir(parents=True)
         tempo, seconds = 100.0 + 10 * i, 6.0
-        stems = {"vocals": _chords(67 + i, seconds) * 0.3, "drums": _clicks(tempo, seconds),
-                 "other": _chords(60, seconds, progression=(0,)) * 0.5}  # one sustained chord: no extra onsets
+        stems = {
+            "vocals": _chords(67 + i, seconds) * 0.3,
+            "drums": _clicks(tempo, seconds),
+            "other": _chords(60, seconds, progression=(0,)) * 0.5,
+        }  # one sustained chord: no extra onsets
         stems["mixture"] = sum(stems.values())
         for name, wave in stems.items():
             sf.write(folder / f"{name}.flac", wave, SR)
-        entry = {"id": f"song_{i}", "split": "test", "tempo": tempo, "key": "C major",
-                 "stems": {name: f"test/song_{i}/{name}.flac" for name in stems}}
+        entry = {
+            "id": f"song_{i}",
+            "split": "test",
+            "tempo": tempo,
+            "key": "C major",
+            "stems": {name: f"test/song_{i}/{name}.flac" for name in stems},
+        }
         lines.append(json.dumps(entry))
     (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     return root
@@ -99,8 +107,22 @@ def test_the_command_scores_every_song_against_both_references(tmp_path, capsys)
         sorted(s.key_correlation for s in report.songs)
     )
     out = tmp_path / "report.json"
-    main(["eval", "accompaniment", "--model", str(model), "--data", str(corpus), "--seconds", "2",
-          "--max-songs", "2", "--json", str(out)])
+    main(
+        [
+            "eval",
+            "accompaniment",
+            "--model",
+            str(model),
+            "--data",
+            str(corpus),
+            "--seconds",
+            "2",
+            "--max-songs",
+            "2",
+            "--json",
+            str(out),
+        ]
+    )
     assert "other vocal" in capsys.readouterr().out
     document = json.loads(out.read_text())
     assert len(document["songs"]) == 2 and document["summary"]["songs"] == 2

@@ -48,8 +48,20 @@ def test_eval_command_writes_report_and_spectrogram_png(tmp_path: Path, capsys) 
     groups = {"eval": parser.add_subparsers().add_parser("eval").add_subparsers()}
     codec_eval.register(groups)
     out = tmp_path / "report"
-    args = parser.parse_args(["eval", "codec", "--model", str(tmp_path / "model"), "--data", str(data),
-                              "--out", str(out), "--max-files", "5"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "eval",
+            "codec",
+            "--model",
+            str(tmp_path / "model"),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--max-files",
+            "5",
+        ]
+    )
     assert args.handler(args) == 0
     assert "SI-SNR" in capsys.readouterr().out
 

@@ -44,17 +44,20 @@ def _make_model(directory, featurization_streams=("vocals.melody",)):
         "vocals.semantic": StreamInfo("vocals.semantic", 1, semantic.cardinality, semantic.frame_rate),
         "instrumental.semantic": StreamInfo("instrumental.semantic", 1, semantic.cardinality, semantic.frame_rate),
         "vocals.coarse": StreamInfo("vocals.coarse", codec.num_coarse_levels, codec.cardinality, codec.frame_rate),
-        "instrumental.coarse": StreamInfo("instrumental.coarse", codec.num_coarse_levels, codec.cardinality,
-                                          codec.frame_rate),
-        "instrumental.fine": StreamInfo("instrumental.fine", codec.num_codebooks - codec.num_coarse_levels,
-                                        codec.cardinality, codec.frame_rate),
+        "instrumental.coarse": StreamInfo(
+            "instrumental.coarse", codec.num_coarse_levels, codec.cardinality, codec.frame_rate
+        ),
+        "instrumental.fine": StreamInfo(
+            "instrumental.fine", codec.num_codebooks - codec.num_coarse_levels, codec.cardinality, codec.frame_rate
+        ),
     }
     small = TransformerConfig(d_model=32, num_layers=2, num_heads=2)
     for stage in ("semantic", "delay"):
         config = build_stage_config(stage, streams, featurization_streams, transformer=small, window_seconds=2.0)
         StageLM(config).eval().save_pretrained(directory / f"stage_{stage}")
-    cascade = build_cascade(directory / "cascade", semantic=directory / "stage_semantic",
-                            delay=directory / "stage_delay")
+    cascade = build_cascade(
+        directory / "cascade", semantic=directory / "stage_semantic", delay=directory / "stage_delay"
+    )
     write_manifest(directory, ModelManifest(featurization=cascade.featurization, vocal_noise_snr_db=20.0))
     return directory
 
@@ -116,22 +119,50 @@ def test_mismatched_parts_are_refused_with_a_clear_message(model_dir, tmp_path):
 
 def test_accompany_cli_writes_song_and_stems(model_dir, tmp_path, capsys):
     sf.write(tmp_path / "vocal.wav", _tone(1.5, 16000)[0], 16000)
-    code = main(["accompany", str(tmp_path / "vocal.wav"), "-o", str(tmp_path / "song.flac"), "--model",
-                 str(model_dir), "--seed", "5", "--takes", "2", "--stems", str(tmp_path / "stems")])
+    code = main(
+        [
+            "accompany",
+            str(tmp_path / "vocal.wav"),
+            "-o",
+            str(tmp_path / "song.flac"),
+            "--model",
+            str(model_dir),
+            "--seed",
+            "5",
+            "--takes",
+            "2",
+            "--stems",
+            str(tmp_path / "stems"),
+        ]
+    )
     assert code == 0
     for name in ("song-take1.flac", "song-take2.flac", "stems/accompaniment-take1.wav", "stems/vocals.wav"):
         info = sf.info(tmp_path / name)
         assert info.samplerate == 16000 and info.frames == 24000
     assert "seed 5" in capsys.readouterr().out
-    assert main(["accompany", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "x.wav"),
-                 "--model", str(model_dir)]) == 2
+    assert (
+        main(["accompany", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "x.wav"), "--model", str(model_dir)])
+        == 2
+    )
     assert "missing.wav" in capsys.readouterr().err
 
 
 def test_assemble_command_writes_a_complete_model_directory(model_dir, tmp_path, capsys):
     out = tmp_path / "assembled"
-    code = main(["train", "cascade-assemble", "--semantic", str(model_dir / "stage_semantic"),
-                 "--delay", str(model_dir / "stage_delay"), "--codec", str(model_dir / "codec"), "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "cascade-assemble",
+            "--semantic",
+            str(model_dir / "stage_semantic"),
+            "--delay",
+            str(model_dir / "stage_delay"),
+            "--codec",
+            str(model_dir / "codec"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "is complete" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"codec", "cascade", "singsong.json"}

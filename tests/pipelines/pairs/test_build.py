@@ -23,8 +23,11 @@ RATE = 16000
 
 def test_oracle_pairs_from_the_synthetic_corpus(tmp_path: Path, tiny_corpus: Path) -> None:
     out = tmp_path / "pairs"
-    summary = build_pairs(PairsOptions(input=tiny_corpus, out=out, window=1.5, hop=1.0, progress=False,
-                                       activity=ActivitySettings(min_activity=0.0)))  # fmt: skip
+    summary = build_pairs(
+        PairsOptions(
+            input=tiny_corpus, out=out, window=1.5, hop=1.0, progress=False, activity=ActivitySettings(min_activity=0.0)
+        )
+    )
     assert summary.processed == 4 and summary.windows == 4 * 3 and summary.kept == 12
     lines = list(read_manifest(out / "manifest.jsonl"))
     assert len(lines) == 12 and all(set(REQUIRED_FIELDS) <= set(line) for line in lines)
@@ -70,8 +73,11 @@ def test_musdb_style_folder_with_only_a_mixture_uses_mixture_minus_vocals(tmp_pa
     save_audio(folder / "vocals.wav", vocals, RATE, subtype="FLOAT")
     save_audio(folder / "mixture.wav", vocals + band, RATE, subtype="FLOAT")
     out = tmp_path / "pairs"
-    build_pairs(PairsOptions(input=tmp_path / "musdb", out=out, window=2.0, progress=False,
-                             loudness=LoudnessSettings(mode="none")))  # fmt: skip
+    build_pairs(
+        PairsOptions(
+            input=tmp_path / "musdb", out=out, window=2.0, progress=False, loudness=LoudnessSettings(mode="none")
+        )
+    )
     (pair,) = read_pairs(out)
     assert pair.split == "test" and pair.track == "test/song"
     np.testing.assert_allclose(load_audio(pair.instrumental).samples, band, atol=2e-4)
@@ -81,9 +87,19 @@ def test_separated_output_feeds_the_same_manifest(tmp_path: Path) -> None:
     sep = tmp_path / "sep"
     save_audio(sep / "train" / "a" / "vocals.flac", sung(3.0, RATE), RATE)
     save_audio(sep / "train" / "a" / "instrumental.flac", noise(3.0, RATE), RATE)
-    (sep / "manifest.jsonl").write_text(json.dumps({
-        "id": "train/a", "split": "train", "duration": 3.0, "sample_rate": RATE, "model": "m-1234abcd.th",
-        "stems": {"vocals": "train/a/vocals.flac", "instrumental": "train/a/instrumental.flac"}}) + "\n")
+    (sep / "manifest.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "train/a",
+                "split": "train",
+                "duration": 3.0,
+                "sample_rate": RATE,
+                "model": "m-1234abcd.th",
+                "stems": {"vocals": "train/a/vocals.flac", "instrumental": "train/a/instrumental.flac"},
+            }
+        )
+        + "\n"
+    )
     out = tmp_path / "pairs"
     build_pairs(PairsOptions(input=sep, out=out, window=3.0, progress=False))
     (pair,) = read_pairs(out)
@@ -107,14 +123,29 @@ def test_rerun_skips_and_a_broken_track_is_logged(tmp_path: Path, caplog: pytest
     # new settings: redone, and windows of the old settings do not linger
     build_pairs(PairsOptions(input=root, out=out, window=1.0, progress=False))
     assert sorted(p.name for p in (out / "good").glob("*.flac")) == [
-        "w0000_instrumental.flac", "w0000_vocals.flac", "w0001_instrumental.flac", "w0001_vocals.flac"]
+        "w0000_instrumental.flac",
+        "w0000_vocals.flac",
+        "w0001_instrumental.flac",
+        "w0001_vocals.flac",
+    ]
     shutil.rmtree(bad)
     assert len(list(read_pairs(out))) == 2
 
 
 def test_shards_of_the_pairs_stage(tmp_path: Path, tiny_corpus: Path) -> None:
     out = tmp_path / "pairs"
-    counts = [build_pairs(PairsOptions(input=tiny_corpus, out=out, window=2.0, shard=f"{i}/3", progress=False,
-                                       activity=ActivitySettings(min_activity=0.0))).processed for i in range(3)]
+    counts = [
+        build_pairs(
+            PairsOptions(
+                input=tiny_corpus,
+                out=out,
+                window=2.0,
+                shard=f"{i}/3",
+                progress=False,
+                activity=ActivitySettings(min_activity=0.0),
+            )
+        ).processed
+        for i in range(3)
+    ]
     assert sum(counts) == 4
     assert len({p.track for p in read_pairs(out)}) == 4

@@ -21,8 +21,9 @@ TINY_RATE = 8000
 class FakeSeparator(torch.nn.Module):
     """A 'model' whose sources are fixed gains of the input: overlap-add must rebuild them exactly."""
 
-    def __init__(self, sources: tuple[str, ...], gains: tuple[float, ...], segment: float = 1.0,
-                 samplerate: int = TINY_RATE) -> None:  # fmt: skip
+    def __init__(
+        self, sources: tuple[str, ...], gains: tuple[float, ...], segment: float = 1.0, samplerate: int = TINY_RATE
+    ) -> None:
         super().__init__()
         self.sources = list(sources)
         self.gains = torch.tensor(gains, dtype=torch.float32)
@@ -40,8 +41,17 @@ class FakeSeparator(torch.nn.Module):
 def fake_info(model: FakeSeparator):
     from pipelines.separation.repo import ModelInfo
 
-    return ModelInfo(name="fake", repo=None, sources=tuple(model.sources), sample_rate=model.samplerate,
-                     channels=2, segment=model.segment, max_segment=None, parameters=1, bag_size=1)  # fmt: skip
+    return ModelInfo(
+        name="fake",
+        repo=None,
+        sources=tuple(model.sources),
+        sample_rate=model.samplerate,
+        channels=2,
+        segment=model.segment,
+        max_segment=None,
+        parameters=1,
+        bag_size=1,
+    )
 
 
 def build_tiny(seed: int = 0, sources: tuple[str, ...] = ("vocals", "instrumental")) -> torch.nn.Module:
@@ -102,8 +112,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A throwaway redis-server (Debian's) on a free port; skipped when it is not installed."""
-    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists()
-                                              else None)  # fmt: skip
+    binary = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
     if binary is None:
         pytest.skip("redis-server is not installed")
     import redis
@@ -111,10 +122,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(100):

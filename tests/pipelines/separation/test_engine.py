@@ -116,8 +116,9 @@ def test_an_unreadable_track_is_reported_and_the_others_finish(tmp_path) -> None
     jobs, _ = _tracks(tmp_path, [5000, 5000])
     bad = TrackJob(key="bad", path=write_corrupt(tmp_path / "bad.flac"))
     missing = TrackJob(key="missing", path=tmp_path / "nope.wav")
-    results = {r.job.key: r for r in BatchedSeparator(model, fake_info(model)).separate([jobs[0], bad, missing,
-                                                                                          jobs[1]])}  # fmt: skip
+    results = {
+        r.job.key: r for r in BatchedSeparator(model, fake_info(model)).separate([jobs[0], bad, missing, jobs[1]])
+    }
     assert results["bad"].error and "Corrupt" in results["bad"].error
     assert results["missing"].error and "NotFound" in results["missing"].error
     assert results["t0"].error is None and results["t1"].error is None

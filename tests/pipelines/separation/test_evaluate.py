@@ -42,8 +42,11 @@ def test_framewise_sdr_ignores_silent_frames_and_takes_the_median() -> None:
 
 def test_evaluation_report_for_a_trained_export(tmp_path: Path, tiny_corpus: Path, tiny_repo) -> None:
     repo, name = tiny_repo
-    report = evaluate_separator(EvalOptions(name=name, repo=repo, data=tiny_corpus, split="all", shifts=0,
-                                            device="cpu", report=tmp_path / "r.json"))  # fmt: skip
+    report = evaluate_separator(
+        EvalOptions(
+            name=name, repo=repo, data=tiny_corpus, split="all", shifts=0, device="cpu", report=tmp_path / "r.json"
+        )
+    )
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["songs"] == report["songs"] == 4 and len(saved["per_song"]) == 4
     for stem in ("vocals", "instrumental"):

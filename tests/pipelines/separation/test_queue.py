@@ -61,15 +61,26 @@ def test_a_message_that_keeps_failing_goes_to_the_dead_letter_stream(redis_url: 
     assert len(failures) == 1 and "gave up" in failures[0]["reason"] and queue.drained()
 
 
-def test_queue_consumers_separate_the_corpus_once(tmp_path: Path, mixtures: Path, tiny_repo, redis_url: str,
-                                                  redis_queue_name) -> None:  # fmt: skip
+def test_queue_consumers_separate_the_corpus_once(
+    tmp_path: Path, mixtures: Path, tiny_repo, redis_url: str, redis_queue_name
+) -> None:
     repo, name = tiny_repo
     write_corrupt(mixtures / "broken.flac")
     out = tmp_path / "sep"
 
     def options(**extra) -> SeparateOptions:
-        return SeparateOptions(input=mixtures, out=out, model=name, repo=repo, shifts=0, progress=False,
-                               queue=redis_url, queue_name=redis_queue_name, idle_exit=0.5, **extra)  # fmt: skip
+        return SeparateOptions(
+            input=mixtures,
+            out=out,
+            model=name,
+            repo=repo,
+            shifts=0,
+            progress=False,
+            queue=redis_url,
+            queue_name=redis_queue_name,
+            idle_exit=0.5,
+            **extra,
+        )
 
     produced = run_separation(options(enqueue=True))
     assert produced.total == 5 and not produced.model_loaded

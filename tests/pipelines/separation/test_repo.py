@@ -65,14 +65,33 @@ def test_htdemucs_small_config_builds_and_runs() -> None:
 @pytest.mark.slow
 def test_python_m_demucs_separates_with_the_exported_model(tmp_path: Path, tiny_repo) -> None:
     repo, name = tiny_repo
-    track = save_audio(tmp_path / "song.wav", np.random.default_rng(0).uniform(-0.3, 0.3, (2, 12000)).astype(
-        np.float32), TINY_RATE)  # fmt: skip
+    track = save_audio(
+        tmp_path / "song.wav", np.random.default_rng(0).uniform(-0.3, 0.3, (2, 12000)).astype(np.float32), TINY_RATE
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "demucs", "--repo", str(repo), "-n", name, "--two-stems", "vocals", "--shifts", "0",
-         "-o", str(tmp_path / "out"), str(track)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "demucs",
+            "--repo",
+            str(repo),
+            "-n",
+            name,
+            "--two-stems",
+            "vocals",
+            "--shifts",
+            "0",
+            "-o",
+            str(tmp_path / "out"),
+            str(track),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     vocals = load_audio(tmp_path / "out" / name / "song" / "vocals.wav")
     assert vocals.sample_rate == TINY_RATE and vocals.num_frames == 12000

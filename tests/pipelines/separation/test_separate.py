@@ -18,12 +18,14 @@ from tests.pipelines.separation.conftest import TINY_RATE, write_corrupt
 
 def _options(source: Path, out: Path, repo: tuple[Path, str], **overrides) -> SeparateOptions:
     path, name = repo
-    return SeparateOptions(input=source, out=out, model=name, repo=path, device="cpu", shifts=0, batch_size=4,
-                           progress=False, **overrides)  # fmt: skip
+    return SeparateOptions(
+        input=source, out=out, model=name, repo=path, device="cpu", shifts=0, batch_size=4, progress=False, **overrides
+    )
 
 
-def test_separates_every_track_into_aligned_vocals_and_instrumental(tmp_path: Path, tiny_corpus: Path,
-                                                                    tiny_repo) -> None:  # fmt: skip
+def test_separates_every_track_into_aligned_vocals_and_instrumental(
+    tmp_path: Path, tiny_corpus: Path, tiny_repo
+) -> None:
     out = tmp_path / "sep"
     summary = run_separation(_options(tiny_corpus, out, tiny_repo, instrumental="minus", format="wav"))
     assert (summary.total, summary.separated, summary.skipped, summary.failed) == (4, 4, 0, [])
@@ -56,8 +58,9 @@ def test_rerun_does_no_work_and_changed_settings_redo(tmp_path: Path, tiny_corpu
     assert json.loads(victim.read_text())["settings"]["overlap"] == 0.5
 
 
-def test_a_corrupt_file_is_logged_and_skipped(tmp_path: Path, mixtures: Path, tiny_repo,
-                                             caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_a_corrupt_file_is_logged_and_skipped(
+    tmp_path: Path, mixtures: Path, tiny_repo, caplog: pytest.LogCaptureFixture
+) -> None:
     write_corrupt(mixtures / "broken.flac")
     (mixtures / "notes.wav").write_text("not audio at all")
     out = tmp_path / "sep"

@@ -26,8 +26,10 @@ def test_shards_are_disjoint_cover_everything_and_are_balanced() -> None:
 def test_a_tracks_shard_depends_on_its_key_only() -> None:
     # Pinned values: every machine (and every future version) must compute the same partition.
     assert [shard_of(f"song{i}", 8) for i in range(6)] == [shard_of(f"song{i}", 8) for i in range(6)]
-    assert shard_of("train/song_00000042", 16) == int.from_bytes(
-        __import__("hashlib").sha256(b"train/song_00000042").digest()[:8], "big") % 16  # fmt: skip
+    assert (
+        shard_of("train/song_00000042", 16)
+        == int.from_bytes(__import__("hashlib").sha256(b"train/song_00000042").digest()[:8], "big") % 16
+    )
     before = {k: shard_of(k, 5) for k in (f"a{i}" for i in range(50))}
     after = {k: shard_of(k, 5) for k in (f"a{i}" for i in range(100))}  # the corpus grew
     assert all(after[k] == v for k, v in before.items())
@@ -51,11 +53,16 @@ def test_manifest_listing_uses_split_and_id(tiny_corpus: Path) -> None:
 def test_musdb_style_folders_list_one_track_per_song(tmp_path: Path, tiny_corpus: Path) -> None:
     for song in sorted(tiny_corpus.glob("*/song_*"))[:2]:
         shutil.copytree(song, tmp_path / "musdb" / "train" / song.name)
-    (tmp_path / "musdb" / "loose.flac").write_bytes((tiny_corpus / json.loads(
-        (tiny_corpus / "manifest.jsonl").read_text().splitlines()[0])["stems"]["vocals"]).read_bytes())  # fmt: skip
+    (tmp_path / "musdb" / "loose.flac").write_bytes(
+        (
+            tiny_corpus / json.loads((tiny_corpus / "manifest.jsonl").read_text().splitlines()[0])["stems"]["vocals"]
+        ).read_bytes()
+    )
     jobs = list_tracks(tmp_path / "musdb")
-    assert [j.key for j in jobs] == ["loose", *sorted(f"train/{p.name}" for p in
-                                                      (tmp_path / "musdb" / "train").iterdir())]  # fmt: skip
+    assert [j.key for j in jobs] == [
+        "loose",
+        *sorted(f"train/{p.name}" for p in (tmp_path / "musdb" / "train").iterdir()),
+    ]
     assert all(j.path.name == "mixture.flac" for j in jobs[1:]) and jobs[1].split == "train"
 
 

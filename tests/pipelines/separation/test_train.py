@@ -15,9 +15,23 @@ from pipelines.separation.train import SeparatorTrainOptions, train_separator
 
 
 def _options(corpus: Path, out: Path, **overrides) -> SeparatorTrainOptions:
-    base = {"data": corpus, "out": out, "name": "smoke", "channels": 4, "depth": 3, "sample_rate": 8000,
-            "segment": 0.5, "batch_size": 2, "steps": 3, "warmup": 1, "save_every": 2, "log_every": 1,
-            "device": "cpu", "progress": False, "split": "all"}  # fmt: skip
+    base = {
+        "data": corpus,
+        "out": out,
+        "name": "smoke",
+        "channels": 4,
+        "depth": 3,
+        "sample_rate": 8000,
+        "segment": 0.5,
+        "batch_size": 2,
+        "steps": 3,
+        "warmup": 1,
+        "save_every": 2,
+        "log_every": 1,
+        "device": "cpu",
+        "progress": False,
+        "split": "all",
+    }
     return SeparatorTrainOptions(**{**base, **overrides})
 
 
@@ -46,8 +60,14 @@ def test_training_exports_a_repository_that_demucs_loads_and_resumes(tmp_path: P
 
 def test_crops_are_mixtures_of_their_sources(tiny_corpus: Path) -> None:
     songs = corpus_songs(tiny_corpus, split="all", stems=("vocals", "drums", "bass", "other"))
-    four = StemCropDataset(songs, sources=("drums", "bass", "other", "vocals"), sample_rate=8000,
-                           segment_samples=4000, remix=1.0, progress=False)  # fmt: skip
+    four = StemCropDataset(
+        songs,
+        sources=("drums", "bass", "other", "vocals"),
+        sample_rate=8000,
+        segment_samples=4000,
+        remix=1.0,
+        progress=False,
+    )
     mix, sources = four.batch(3, np.random.default_rng(1))
     assert mix.shape == (3, 2, 4000) and sources.shape == (3, 4, 2, 4000)
     torch.testing.assert_close(mix, sources.sum(dim=1))

@@ -44,9 +44,14 @@ def setup(tmp_path_factory):
 
 def _writer(root, codec, semantic, out):
     return TokenCacheWriter(
-        out, semantic=semantic, codec=codec, streams=default_streams(codec.num_coarse_levels),
-        fingerprints={"codec": tokenizer_fingerprint(codec, root / "codec"),
-                      "semantic": tokenizer_fingerprint(semantic, root / "semantic")},
+        out,
+        semantic=semantic,
+        codec=codec,
+        streams=default_streams(codec.num_coarse_levels),
+        fingerprints={
+            "codec": tokenizer_fingerprint(codec, root / "codec"),
+            "semantic": tokenizer_fingerprint(semantic, root / "semantic"),
+        },
     )
 
 
@@ -109,9 +114,14 @@ def test_other_tokenizers_are_refused(setup, tmp_path):
     other.save_pretrained(tmp_path / "other_codec")
     with pytest.raises(TokenCacheError, match="other tokenizers"):
         TokenCacheWriter(
-            tmp_path, semantic=semantic, codec=other, streams=default_streams(1),
-            fingerprints={"codec": tokenizer_fingerprint(other, tmp_path / "other_codec"),
-                          "semantic": tokenizer_fingerprint(semantic, root / "semantic")},
+            tmp_path,
+            semantic=semantic,
+            codec=other,
+            streams=default_streams(1),
+            fingerprints={
+                "codec": tokenizer_fingerprint(other, tmp_path / "other_codec"),
+                "semantic": tokenizer_fingerprint(semantic, root / "semantic"),
+            },
         )
 
 
@@ -132,12 +142,40 @@ def test_pairs_manifest_and_missing_files(setup, tmp_path):
 
 def test_cli_builds_a_cache(setup, tmp_path, capsys):
     root, _, _ = setup
-    code = main(["tokens", "build", "--data", str(root / "corpus"), "--codec", str(root / "codec"),
-                 "--semantic", str(root / "semantic"), "--out", str(tmp_path / "c"), "--quiet"])
+    code = main(
+        [
+            "tokens",
+            "build",
+            "--data",
+            str(root / "corpus"),
+            "--codec",
+            str(root / "codec"),
+            "--semantic",
+            str(root / "semantic"),
+            "--out",
+            str(tmp_path / "c"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "encoded 3" in capsys.readouterr().out
-    assert main(["tokens", "build", "--data", str(tmp_path / "nope"), "--codec", str(root / "codec"),
-                 "--semantic", str(root / "semantic"), "--out", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "tokens",
+                "build",
+                "--data",
+                str(tmp_path / "nope"),
+                "--codec",
+                str(root / "codec"),
+                "--semantic",
+                str(root / "semantic"),
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     assert "manifest does not exist" in capsys.readouterr().err
 
 
@@ -145,14 +183,32 @@ def test_cli_continues_a_cache_started_with_other_streams(setup, tmp_path, capsy
     root, codec, semantic = setup
     old_streams = [s for s in default_streams(codec.num_coarse_levels) if s.name != "vocals.coarse_noisy"]
     writer = TokenCacheWriter(
-        tmp_path / "c", semantic=semantic, codec=codec, streams=old_streams,
-        fingerprints={"codec": tokenizer_fingerprint(codec, root / "codec"),
-                      "semantic": tokenizer_fingerprint(semantic, root / "semantic")},
+        tmp_path / "c",
+        semantic=semantic,
+        codec=codec,
+        streams=old_streams,
+        fingerprints={
+            "codec": tokenizer_fingerprint(codec, root / "codec"),
+            "semantic": tokenizer_fingerprint(semantic, root / "semantic"),
+        },
     )
     items = pair_sources(root / "corpus")
     writer.add(items[0])  # a cache made before vocals.coarse_noisy existed, one song in
-    code = main(["tokens", "build", "--data", str(root / "corpus"), "--codec", str(root / "codec"),
-                 "--semantic", str(root / "semantic"), "--out", str(tmp_path / "c"), "--quiet"])
+    code = main(
+        [
+            "tokens",
+            "build",
+            "--data",
+            str(root / "corpus"),
+            "--codec",
+            str(root / "codec"),
+            "--semantic",
+            str(root / "semantic"),
+            "--out",
+            str(tmp_path / "c"),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "not adding vocals.coarse_noisy" in out and "encoded 2, skipped 1" in out
     cache = TokenCache(tmp_path / "c")

@@ -99,10 +99,28 @@ def test_cli_registration_maps_arguments_to_options(monkeypatch, tmp_path: Path)
     groups = {"train": parser.add_subparsers(dest="group").add_parser("train").add_subparsers(dest="command")}
     codec_training.register(groups)
     args = parser.parse_args(
-        ["train", "codec", "--data", "d.jsonl", "--out", str(tmp_path), "--stem", "mixture", "--steps", "7",
-         "--preset", "tiny", "--config-json", '{"num_levels": 3}', "--no-resume", "--split", "all",
-         "--max-minutes", "2.5"]
-    )  # fmt: skip
+        [
+            "train",
+            "codec",
+            "--data",
+            "d.jsonl",
+            "--out",
+            str(tmp_path),
+            "--stem",
+            "mixture",
+            "--steps",
+            "7",
+            "--preset",
+            "tiny",
+            "--config-json",
+            '{"num_levels": 3}',
+            "--no-resume",
+            "--split",
+            "all",
+            "--max-minutes",
+            "2.5",
+        ]
+    )
     captured = {}
 
     def fake_train(opts: CodecTrainOptions) -> CodecTrainResult:
