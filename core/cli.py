@@ -41,7 +41,7 @@ COMMAND_MODULES: list[str] = [
     "pipelines.evaluation.accompaniment",
     "pipelines.tokens.cli",
     "pipelines.inference.cli",
-    "pipelines.batch",
+    "pipelines.inference.batch",
     "service.cli",
 ]
 

@@ -15,8 +15,6 @@ from tests.service.conftest import LiveServer, write_vocal
 
 
 def run_batch(monkeypatch, *argv: str) -> int:
-    if "pipelines.batch" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "pipelines.batch"])
     return cli.main(["batch", *argv])
 
 

@@ -11,7 +11,7 @@ from tests.service.conftest import LiveServer
 
 
 def test_service_commands_are_registered(monkeypatch):
-    assert {"service.cli", "pipelines.batch"} <= set(cli.COMMAND_MODULES)
+    assert {"service.cli", "pipelines.inference.batch"} <= set(cli.COMMAND_MODULES)
     parser = cli.build_parser()
     args = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9000"])
     assert (args.host, args.port, args.handler.__name__) == ("0.0.0.0", 9000, "_serve")
