@@ -35,7 +35,7 @@ from models.semantic.kmeans import KMeansConfig, assign, cluster_usage, fit_kmea
 from models.tokenizer import AudioTokenizer
 
 KIND = "semantic_tokenizer"
-BACKENDS = ("builtin", "hubert")
+BACKENDS = ("builtin", "harmony", "hubert")
 
 
 def build_feature_extractor(
@@ -46,6 +46,10 @@ def build_feature_extractor(
     try:
         if backend == "builtin":
             return BuiltinFeatureExtractor(BuiltinFeatureConfig(**config)).to(device)
+        if backend == "harmony":
+            from models.semantic.harmony import HarmonyFeatureConfig, HarmonyFeatureExtractor
+
+            return HarmonyFeatureExtractor(HarmonyFeatureConfig(**config)).to(device)
         if backend == "hubert":
             from models.semantic.hubert import PretrainedEncoderConfig, PretrainedEncoderFeatureExtractor
 

@@ -70,7 +70,7 @@ class SemanticTrainingSummary:
 
 
 def _extractor_settings(config: SemanticTrainingConfig) -> dict[str, Any]:
-    if config.backend == "builtin":
+    if config.backend in ("builtin", "harmony"):
         return {"frame_rate": config.frame_rate}
     if config.backend == "hubert":
         if config.hubert_path is None:
@@ -80,7 +80,7 @@ def _extractor_settings(config: SemanticTrainingConfig) -> dict[str, Any]:
             "layer": config.layer,
             "frame_rate": config.frame_rate,
         }
-    raise SingsongError(f"unknown backend '{config.backend}' (choose builtin or hubert)")
+    raise SingsongError(f"unknown backend '{config.backend}' (choose builtin, harmony or hubert)")
 
 
 def _file_features(extractor, files, *, per_file_cap, rng, progress: bool, desc: str, skipped: list[str]):
@@ -259,7 +259,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--split", default=None, help="manifest split (train/valid/test) or folder name")
     parser.add_argument("--out", required=True, help="output checkpoint directory")
     parser.add_argument("--k", type=int, default=1024, help="number of clusters (default 1024)")
-    parser.add_argument("--backend", choices=("builtin", "hubert"), default="builtin")
+    parser.add_argument(
+        "--backend",
+        choices=("builtin", "harmony", "hubert"),
+        default="builtin",
+        help="features: builtin (vocal-oriented DSP), harmony (chords/bass/onsets of an accompaniment), hubert",
+    )
     parser.add_argument("--hubert-path", help="local transformers encoder directory (with --backend hubert)")
     parser.add_argument("--layer", type=int, default=6, help="encoder hidden layer for --backend hubert")
     parser.add_argument("--frame-rate", type=float, default=25.0, help="token rate in Hz (default 25)")
