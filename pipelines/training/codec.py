@@ -25,15 +25,12 @@ import argparse
 import json
 import logging
 import math
-import signal
-import threading
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.device import resolve_device
 from core.errors import SingsongError
+from pipelines.training.run import RunConfig, TrainingRun, options_dict
 
 logger = logging.getLogger(__name__)
 
@@ -117,46 +114,30 @@ def training_files(source: Path, stem: str | None, split: str | None) -> list[Pa
 def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
     """Train (or resume training) a codec as described in the module docstring."""
     import numpy as np
-    import torch
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
 
-    from models.checkpoint import (
-        has_training_state,
-        load_training_state,
-        read_checkpoint_config,
-        save_training_state,
-    )
-    from models.codec import CHECKPOINT_KIND, CodecConfig, build_codec
-    from models.codec.discriminator import MultiScaleSTFTDiscriminator
-    from models.codec.losses import (
-        CodecLoss,
-        feature_matching_loss,
-        hinge_discriminator_loss,
-        hinge_generator_loss,
-    )
     from pipelines.training.audio_crops import RandomCropDataset
-    from pipelines.training.schedule import WarmupCosine, warmup_cosine_scheduler
 
-    started = time.monotonic()
-    deadline = started + options.max_minutes * 60 if options.max_minutes else math.inf
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    device = torch.device(resolve_device(options.device))
     out = Path(options.out)
-    model_dir, disc_dir = out / "model", out / "discriminator"
-    resuming = options.resume and has_training_state(model_dir)
-
-    if resuming:
-        config = CodecConfig.from_dict(read_checkpoint_config(model_dir, kind=CHECKPOINT_KIND)["config"])
-        requested = codec_config_from_options(options.preset, options.config_json)
-        if requested != config:
-            logger.warning("resuming %s: keeping its saved codec config, not --preset/--config-json", out)
-    else:
-        config = codec_config_from_options(options.preset, options.config_json)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_args.json").write_text(json.dumps(asdict(options), default=str, indent=2))
-
+    run = TrainingRun(
+        RunConfig(
+            out=out,
+            steps=options.steps,
+            state_dir=out / "model",
+            loss_key="loss/total",
+            log_every=options.log_every,
+            save_every=options.save_every,
+            max_minutes=options.max_minutes,
+            seed=options.seed,
+            resume=options.resume,
+            threads=options.threads,
+            device=options.device,
+            progress=options.progress,
+            desc="train codec",
+            postfix={"loss": "loss/total", "mel": "loss/mel"},
+        )
+    )
+    config = _run_config(run, options)
+    run.write_args(options)
     files = training_files(Path(options.data), options.stem, options.split)
     segment = max(config.hop_length, round(options.segment_seconds * config.sample_rate))
     dataset = RandomCropDataset(
@@ -167,152 +148,151 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
         progress=options.progress,
     )
     logger.info("training audio: %d files, %.1f minutes", len(dataset), dataset.total_seconds / 60)
-
-    torch.manual_seed(options.seed)
-    codec = build_codec(config).to(device)
-    loss_fn = CodecLoss(sample_rate=config.sample_rate).to(device)
-    optimizer = torch.optim.AdamW(
-        codec.parameters(), lr=options.lr, betas=(0.5, 0.9), weight_decay=options.weight_decay
-    )
-    scheduler = warmup_cosine_scheduler(
-        optimizer, warmup_steps=options.warmup, total_steps=options.steps, min_ratio=options.min_lr_ratio
-    )
-    discriminator = disc_optimizer = None
-    if options.adversarial:
-        discriminator = MultiScaleSTFTDiscriminator(channels=config.channels).to(device)
-        disc_optimizer = torch.optim.AdamW(discriminator.parameters(), lr=options.lr, betas=(0.5, 0.9))
-
-    step = 0
-    if resuming:
-        step = load_training_state(model_dir, model=codec, optimizer=optimizer, scheduler=scheduler)["step"]
-        if discriminator is not None and has_training_state(disc_dir):
-            load_training_state(disc_dir, model=discriminator, optimizer=disc_optimizer)
-        # The schedule of this command line applies from here on (e.g. a larger --steps stretches the cosine).
-        scheduler.lr_lambdas[0] = WarmupCosine(
-            warmup_steps=options.warmup, total_steps=options.steps, min_ratio=options.min_lr_ratio
-        )
-        scheduler.base_lrs = [options.lr for _ in optimizer.param_groups]
-        logger.info("resumed %s at step %d", model_dir, step)
-    start_step = step
-    rng = np.random.default_rng([options.seed, step])  # a resumed run draws new crops
-    torch.manual_seed(options.seed * 1_000_003 + step)
-
-    if not codec.quantizer.initialized:
-        frames_per_crop = codec.num_frames(segment)
-        crops = min(256, max(options.batch_size, math.ceil(4 * config.codebook_size / frames_per_crop)))
-        logger.info("k-means initialisation of the codebooks on %d crops", crops)
-        codec.init_codebooks(dataset.batch(crops, rng), frames_per_step=options.batch_size * frames_per_crop)
-    codec.train()
-
-    writer = SummaryWriter(str(out / "tensorboard"))
-    history = (out / "history.jsonl").open("a")
-    use_amp = options.amp and device.type == "cuda"
+    trainer = _CodecTrainer(run, options, config)
+    rng = run.rng()
+    trainer.init_codebooks(dataset, segment, rng)
     # Fixed crops: one to listen to in TensorBoard, a batch to calibrate the latent normalisation on save.
     fixed_rng = np.random.default_rng(options.seed)
-    preview = dataset.batch(1, fixed_rng)
-    calibration = dataset.batch(max(options.batch_size, 16), fixed_rng)
+    trainer.preview = dataset.batch(1, fixed_rng)
+    trainer.calibration = dataset.batch(max(options.batch_size, 16), fixed_rng)
 
-    def save() -> None:
-        codec.calibrate_latent_norm(calibration)
-        extra = {"step": step, "train_options": json.loads(json.dumps(asdict(options), default=str))}
-        codec.save_pretrained(model_dir, extra=extra)
-        save_training_state(model_dir, model=codec, optimizer=optimizer, scheduler=scheduler, step=step)
-        if discriminator is not None:
-            save_training_state(disc_dir, model=discriminator, optimizer=disc_optimizer, step=step)
+    def train_step() -> dict[str, Any]:
+        return trainer.step(dataset.batch(options.batch_size, rng).to(run.device))
+
+    result = run.fit(train_step, save=trainer.save, scheduler=trainer.scheduler)
+    logger.info("codec saved to %s (step %d)", trainer.model_dir, result.step)
+    return CodecTrainResult(
+        step=result.step,
+        start_step=result.start_step,
+        model_dir=trainer.model_dir,
+        losses=result.losses,
+        stopped_early=result.stopped_early,
+    )
+
+
+def _run_config(run: TrainingRun, options: CodecTrainOptions) -> Any:
+    """The codec config: the saved one when resuming (a run keeps its architecture), else the options'."""
+    from models.checkpoint import read_checkpoint_config
+    from models.codec import CHECKPOINT_KIND, CodecConfig
+
+    requested = codec_config_from_options(options.preset, options.config_json)
+    if not run.resuming:
+        return requested
+    config = CodecConfig.from_dict(read_checkpoint_config(run.config.state_dir, kind=CHECKPOINT_KIND)["config"])
+    if requested != config:
+        logger.warning("resuming %s: keeping its saved codec config, not --preset/--config-json", options.out)
+    return config
+
+
+class _CodecTrainer:
+    """The codec, its losses, optimizers and (with --adversarial) discriminator: one step, one save."""
+
+    def __init__(self, run: TrainingRun, options: CodecTrainOptions, config: Any) -> None:
+        import torch
+
+        from models.checkpoint import has_training_state, load_training_state
+        from models.codec import build_codec
+        from models.codec.discriminator import MultiScaleSTFTDiscriminator
+        from models.codec.losses import CodecLoss
+        from pipelines.training.schedule import warmup_cosine_scheduler
+
+        self.run, self.options, self.config = run, options, config
+        self.model_dir, self.disc_dir = run.config.state_dir, Path(options.out) / "discriminator"
+        device = run.device
+        self.codec = build_codec(config).to(device)
+        self.loss_fn = CodecLoss(sample_rate=config.sample_rate).to(device)
+        betas = (0.5, 0.9)  # EnCodec's
+        self.optimizer = torch.optim.AdamW(
+            self.codec.parameters(), lr=options.lr, betas=betas, weight_decay=options.weight_decay
+        )
+        self.scheduler = warmup_cosine_scheduler(
+            self.optimizer, warmup_steps=options.warmup, total_steps=options.steps, min_ratio=options.min_lr_ratio
+        )
+        self.discriminator = self.disc_optimizer = None
+        if options.adversarial:
+            self.discriminator = MultiScaleSTFTDiscriminator(channels=config.channels).to(device)
+            self.disc_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=options.lr, betas=betas)
+        resuming = run.resuming
+        run.restore(self.codec, self.optimizer, self.scheduler)
+        if resuming and self.discriminator is not None and has_training_state(self.disc_dir):
+            load_training_state(self.disc_dir, model=self.discriminator, optimizer=self.disc_optimizer)
+        self.use_amp = options.amp and device.type == "cuda"
+        self.preview: Any = None
+        self.calibration: Any = None
+
+    def init_codebooks(self, dataset: Any, segment: int, rng: Any) -> None:
+        """k-means initialisation of the codebooks on one large batch (once per run, before the first step)."""
+        if not self.codec.quantizer.initialized:
+            frames_per_crop = self.codec.num_frames(segment)
+            batch = self.options.batch_size
+            crops = min(256, max(batch, math.ceil(4 * self.config.codebook_size / frames_per_crop)))
+            logger.info("k-means initialisation of the codebooks on %d crops", crops)
+            self.codec.init_codebooks(dataset.batch(crops, rng), frames_per_step=batch * frames_per_crop)
+        self.codec.train()
+
+    def step(self, wav: Any) -> dict[str, Any]:
+        """One optimizer step on a batch `[B, C, T]`; returns the step's scalars."""
+        import torch
+
+        with torch.autocast(device_type=wav.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            output = self.codec(wav)
+        total, terms = self.loss_fn(output, wav)
+        if self.discriminator is not None and self.run.step >= self.options.adversarial_start:
+            total = self._adversarial(wav, output.reconstruction.float(), total, terms)
+        grad_norm = self.run.optimize(
+            total, self.codec, self.optimizer, self.scheduler, grad_clip=self.options.grad_clip
+        )
+        terms = {key: value.detach() for key, value in terms.items()}
+        terms["train/grad_norm"] = grad_norm
+        for level, (ppl, used) in enumerate(zip(output.perplexity, output.usage, strict=True)):
+            terms[f"codebook/perplexity_{level}"] = ppl
+            terms[f"codebook/usage_{level}"] = used
+        return terms
+
+    def _adversarial(self, wav: Any, fake: Any, total: Any, terms: dict[str, Any]) -> Any:
+        """Update the discriminator (hinge loss), add the generator's adversarial + feature-matching terms."""
+        import torch
+
+        from models.codec.losses import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
+
+        real_logits, _ = self.discriminator(wav)
+        fake_logits, _ = self.discriminator(fake.detach())
+        disc_loss = hinge_discriminator_loss(real_logits, fake_logits)
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        disc_loss.backward()
+        self.disc_optimizer.step()
+        fake_logits, fake_features = self.discriminator(fake)
+        with torch.no_grad():
+            _, real_features = self.discriminator(wav)
+        terms["loss/adversarial"] = hinge_generator_loss(fake_logits)
+        terms["loss/feature_matching"] = feature_matching_loss(real_features, fake_features)
+        terms["loss/discriminator"] = disc_loss.detach()
+        weights = self.loss_fn.weights
+        total = (
+            total
+            + weights.adversarial * terms["loss/adversarial"]
+            + weights.feature_matching * terms["loss/feature_matching"]
+        )
+        terms["loss/total"] = total
+        return total
+
+    def save(self) -> None:
+        """The codec checkpoint + training state (+ discriminator's), and a reconstruction to listen to."""
+        import torch
+
+        run, codec = self.run, self.codec
+        codec.calibrate_latent_norm(self.calibration)
+        codec.save_pretrained(self.model_dir, extra={"step": run.step, "train_options": options_dict(self.options)})
+        run.save_state(codec, self.optimizer, self.scheduler)
+        if self.discriminator is not None:
+            run.save_state(self.discriminator, self.disc_optimizer, directory=self.disc_dir)
         codec.eval()
         with torch.no_grad():
-            heard = codec(preview.to(device)).reconstruction.float().clamp(-1, 1)
+            heard = codec(self.preview.to(run.device)).reconstruction.float().clamp(-1, 1)
         codec.train()
-        writer.add_audio("audio/reconstruction", heard[0, :1].cpu(), step, sample_rate=config.sample_rate)
-        writer.add_audio("audio/input", preview[0, :1], step, sample_rate=config.sample_rate)
-        writer.flush()
-
-    losses: list[float] = []
-    stopped_early = False
-    stop_signal: list[int] = []  # SIGTERM (e.g. a scheduler preempting the job) stops cleanly with a save
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:
-        previous_handler = signal.signal(signal.SIGTERM, lambda number, frame: stop_signal.append(number))
-    last_log = time.monotonic()
-    bar = tqdm(total=options.steps, initial=step, desc="train codec", unit="step", disable=not options.progress)
-    try:
-        while step < options.steps:
-            if stop_signal:
-                stopped_early = True
-                logger.info("SIGTERM received at step %d: saving and stopping", step)
-                break
-            if time.monotonic() >= deadline:
-                stopped_early = True
-                logger.info("time budget of %.1f minutes used up at step %d", options.max_minutes, step)
-                break
-            wav = dataset.batch(options.batch_size, rng).to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                output = codec(wav)
-            total, terms = loss_fn(output, wav)
-            adversarial_on = discriminator is not None and step >= options.adversarial_start
-            if adversarial_on:
-                fake = output.reconstruction.float()
-                real_logits, _ = discriminator(wav)
-                fake_logits, _ = discriminator(fake.detach())
-                disc_loss = hinge_discriminator_loss(real_logits, fake_logits)
-                disc_optimizer.zero_grad(set_to_none=True)
-                disc_loss.backward()
-                disc_optimizer.step()
-                fake_logits, fake_features = discriminator(fake)
-                with torch.no_grad():
-                    _, real_features = discriminator(wav)
-                terms["loss/adversarial"] = hinge_generator_loss(fake_logits)
-                terms["loss/feature_matching"] = feature_matching_loss(real_features, fake_features)
-                terms["loss/discriminator"] = disc_loss.detach()
-                weights = loss_fn.weights
-                total = (
-                    total
-                    + weights.adversarial * terms["loss/adversarial"]
-                    + weights.feature_matching * terms["loss/feature_matching"]
-                )
-                terms["loss/total"] = total
-            if not torch.isfinite(total):
-                raise SingsongError(f"training diverged at step {step} (loss is {total.item()}); lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), options.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            losses.append(float(total.detach()))
-            bar.update(1)
-            if step % options.log_every == 0 or step == options.steps:
-                now = time.monotonic()
-                scalars = {key: float(value.detach()) for key, value in terms.items()}
-                scalars["train/lr"] = scheduler.get_last_lr()[0]
-                scalars["train/grad_norm"] = float(grad_norm)
-                scalars["train/steps_per_second"] = options.log_every / max(now - last_log, 1e-9)
-                last_log = now
-                for level, (ppl, used) in enumerate(zip(output.perplexity, output.usage, strict=True)):
-                    scalars[f"codebook/perplexity_{level}"] = float(ppl)
-                    scalars[f"codebook/usage_{level}"] = float(used)
-                for key, value in scalars.items():
-                    writer.add_scalar(key, value, step)
-                history.write(json.dumps({"step": step, **scalars}) + "\n")
-                history.flush()
-                bar.set_postfix(loss=f"{scalars['loss/total']:.3f}", mel=f"{scalars['loss/mel']:.3f}")
-            if step % options.save_every == 0 and step < options.steps:
-                save()
-        save()
-    except KeyboardInterrupt:
-        logger.info("interrupted at step %d: saving", step)
-        save()
-        raise
-    finally:
-        bar.close()
-        writer.close()
-        history.close()
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_handler)
-    logger.info("codec saved to %s (step %d)", model_dir, step)
-    return CodecTrainResult(
-        step=step, start_step=start_step, model_dir=model_dir, losses=losses, stopped_early=stopped_early
-    )
+        rate = self.config.sample_rate
+        run.writer.add_audio("audio/reconstruction", heard[0, :1].cpu(), run.step, sample_rate=rate)
+        run.writer.add_audio("audio/input", self.preview[0, :1], run.step, sample_rate=rate)
 
 
 def _run(args: argparse.Namespace) -> int:
