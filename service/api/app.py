@@ -19,14 +19,17 @@ from redis.backoff import ExponentialBackoff
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
-from service.api import batches, health, jobs
+from service.api import batches, health, jobs, web
 from service.api.deps import Context
+from service.api.errors import install_error_handlers
+from service.api.head import HeadMiddleware
 from service.config import Settings
 from service.keys import Keys
 from service.storage import Storage
 
 log = logging.getLogger("singsong.api")
 REDIS_POOL_SIZE = 128
+REDIS_SOCKET_TIMEOUT_S = 5.0
 
 
 class MetricsMiddleware:
@@ -69,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             decode_responses=True,
             max_connections=REDIS_POOL_SIZE,
             timeout=10,
+            # An unreachable host (no RST) must become a 503 in seconds, not hang the request.
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[aioredis.ConnectionError, aioredis.TimeoutError],
         )
@@ -90,8 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "unless the service runs with SINGSONG_AUTH=open.",
         lifespan=lifespan,
     )
+    install_error_handlers(app, settings)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(jobs.router)
     app.include_router(batches.router)
     app.include_router(health.router)
+    app.include_router(web.router)
     return app
