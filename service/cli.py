@@ -30,7 +30,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     worker = groups["_top"].add_parser(
         "worker",
         help="run a GPU worker that processes queued jobs",
-        description="Consume the job queue and run the accompaniment engine (SINGSONG_ENGINE) in batches. "
+        description="Consume the job queue and run the accompaniment engine (SINGSONG_ENGINE; default: the "
+        "cascade model shipped in the package, or SINGSONG_MODEL_DIR) in batches. "
         "SIGTERM finishes the current batch and exits.",
     )
     worker.add_argument("--name", default=None, help="consumer name (default: hostname-pid)")
@@ -50,6 +51,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service.api.server import uvicorn_options
+    from service.config import Settings
+
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,
@@ -58,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         log_level="info",
+        **uvicorn_options(Settings()),  # request-header timeout (slow clients)
     )
     return 0
 

@@ -46,8 +46,13 @@ class Settings(BaseSettings):
     # --- uploads ------------------------------------------------------------------------------------
     max_upload_bytes: int = Field(100 * MiB, ge=1024)
     max_seconds: float = Field(300.0, gt=0)
+    #: Shorter vocals are answered 422: a click or a 10 ms tone is no performance to accompany.
+    min_seconds: float = Field(1.0, ge=0)
     #: A vocal whose RMS level is below this (dBFS) is answered with 422 "the vocal is silent".
     silence_dbfs: float = -60.0
+    #: Largest sample magnitude accepted (16 = +24 dBFS). Float WAVs may hold any value; real recordings
+    #: run a little over full scale at most, while 1e30 is a broken or hostile file.
+    max_sample_magnitude: float = Field(16.0, gt=1.0)
     max_takes: int = Field(4, ge=1, le=16)
 
     # --- batches ------------------------------------------------------------------------------------
@@ -57,13 +62,29 @@ class Settings(BaseSettings):
     zip_max_entries: int = Field(256, ge=1)
     zip_max_uncompressed_bytes: int = Field(2048 * MiB, ge=1024)
 
+    # --- slow clients (like nginx's client_header_timeout, client_body_timeout) --------------------
+    #: A request's headers must arrive within this many seconds of its first byte (or of the connection).
+    header_timeout_s: float = Field(20.0, gt=0)
+    #: Longest wait for the next piece of an upload body; then 408 and the partial file is deleted.
+    body_timeout_s: float = Field(30.0, gt=0)
+    #: After `min_rate_grace_s`, an upload slower than this on average is answered 408 (0: no minimum).
+    min_upload_bytes_per_s: int = Field(8192, ge=0)
+    min_rate_grace_s: float = Field(10.0, ge=0)
+
+    # --- Redis outages --------------------------------------------------------------------------------
+    #: Retry-After of the 503 the API answers while Redis is unreachable.
+    redis_retry_after_s: int = Field(5, ge=1)
+    #: How long a worker holding finished results keeps retrying to publish them while Redis is away.
+    redis_outage_wait_s: float = Field(300.0, gt=0)
+
     # --- results ------------------------------------------------------------------------------------
     #: Finished (succeeded, failed, cancelled) jobs and their files are deleted this long after finishing.
     result_ttl_s: int = Field(24 * 3600, ge=1)
 
     # --- worker -------------------------------------------------------------------------------------
-    #: Engine factory, "package.module:callable"; called as callable(model_dir=..., device=...).
-    engine: str = ""
+    #: Engine factory, "package.module:callable"; called as callable(model_dir=..., device=...). The
+    #: default is the cascade accompanist, which with no model_dir loads the model shipped in the package.
+    engine: str = "pipelines.inference.accompanist:load_engine"
     model_dir: Path | None = None
     device: str = "auto"
     #: Consumer name in the Redis group; default hostname-pid. A restarted worker with the same name

@@ -30,9 +30,13 @@ TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled
 
 
 class JobOptions(BaseModel):
-    """Generation options of one job (multipart form fields of POST /v1/jobs and /v1/batches)."""
+    """Generation options of one job (multipart form fields of POST /v1/jobs and /v1/batches).
 
-    model_config = ConfigDict(extra="forbid")
+    `allow_inf_nan=False`: "nan" and "inf" parse as floats, and NaN then fails every bound with a baffling
+    "should be greater than 0"; refusing them first says what is wrong ("should be a finite number").
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random if omitted; reported back")
     temperature: float = Field(1.0, gt=0.0, le=5.0)

@@ -4,7 +4,9 @@ One loop iteration:
 
 1. **Reclaim** entries other workers left pending for longer than `claim_min_idle_ms` (XAUTOCLAIM): their
    worker died (SIGKILL, OOM, lost machine). Live workers never look idle, because the heartbeat thread
-   re-claims (XCLAIM ... JUSTID, which resets idle time) the entries it is working on.
+   re-claims (XCLAIM ... JUSTID, which resets idle time) the entries it is working on. Entries pending to
+   this worker's own name that it is not working on (a batch it dropped, or a previous life of a worker
+   restarted under the same name) are taken up at once, without waiting for them to look idle.
 2. **Read** new entries (XREADGROUP COUNT batch_size), topping up a partial reclaim.
 3. **Claim** each job in Redis (Lua CLAIM: queued|running -> running, attempts += 1); cancelled, deleted
    and stale entries are acknowledged and skipped; a job that already used all its attempts (it crashed
@@ -17,6 +19,10 @@ One loop iteration:
 Failures: an AudioError on load is final (the input will not get better). An engine error in a batch of
 several jobs re-runs them one by one, so one bad vocal cannot fail its batch mates; a job that fails on
 its own is re-enqueued (FAIL, non-final) until `max_attempts` runs, then failed and dead-lettered.
+
+Redis outages: progress reports are best-effort (a lost one is skipped, not an engine failure), and
+finished results wait for Redis to come back (up to `redis_outage_wait_s`) before being published, so a
+blip costs no job an attempt.
 
 SIGTERM/SIGINT: stop reading, finish the batch in hand, leave. Held entries of a worker killed harder are
 taken over by XAUTOCLAIM once idle. A periodic janitor deletes expired jobs' records and files.
@@ -36,6 +42,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -52,10 +59,14 @@ from service.scripts import CLAIM, FAIL, FINISH, PROGRESS
 from service.storage import Storage, is_job_id
 
 log = logging.getLogger("singsong.worker")
+T = TypeVar("T")
 PROGRESS_INTERVAL_S = 0.25
 INCOMING_MAX_AGE_S = 6 * 3600.0
 WRITE_THREADS = 8
 ORPHAN_SWEEP_INTERVAL_S = 3600.0
+REDIS_SOCKET_TIMEOUT_S = 10.0
+#: Errors that mean "Redis is unreachable right now" (BusyLoadingError, after a restart, is a ConnectionError).
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 @dataclass
@@ -84,6 +95,8 @@ class Worker:
             decode_responses=True,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S + settings.read_block_ms / 1000,  # XREADGROUP blocks
         )
         self.storage = Storage(settings.storage_dir)
         self.engine = engine or load_engine(settings.engine, settings.model_dir, settings.device)
@@ -126,7 +139,7 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     self.run_once()
-                except redis.ConnectionError as error:
+                except REDIS_DOWN as error:
                     log.warning("worker %s: Redis unavailable (%s), retrying", self.name, error)
                     self._stop.wait(1.0)
         finally:
@@ -142,7 +155,9 @@ class Worker:
         if time.time() >= self._next_janitor:
             self.janitor()
             self._next_janitor = time.time() + self.settings.janitor_interval_s
-        entries = self._reclaim()
+        entries = self._own_pending()
+        if len(entries) < self.batch_size:
+            entries += self._reclaim(self.batch_size - len(entries))
         if len(entries) < self.batch_size:
             entries += self._read(self.batch_size - len(entries), block=block and not entries)
         if entries and len(entries) < self.batch_size and self.settings.batch_wait_ms:
@@ -159,14 +174,31 @@ class Worker:
                 raise
 
     # ---------------------------------------------------------------------------------------- reading
-    def _reclaim(self) -> list[tuple[str, dict[str, str]]]:
+    def _own_pending(self) -> list[tuple[str, dict[str, str]]]:
+        """Entries the group still assigns to this worker's name although it is not working on them.
+
+        Called between batches, when nothing is held: every such entry was dropped (a batch abandoned on a
+        Redis error that outlasted the retries) or belongs to a previous process with the same name.
+        XREADGROUP from id 0 returns them without waiting for them to look idle to XAUTOCLAIM.
+        """
+        reply = self.client.xreadgroup(GROUP, self.name, {self.keys.queue: "0"}, count=self.batch_size)
+        entries = [(entry, fields) for _stream, items in reply or [] for entry, fields in items]
+        for entry, fields in entries:
+            if not fields:  # deleted from the stream while pending to us: nothing to run
+                self._ack(entry)
+        found = [(entry, fields) for entry, fields in entries if fields]
+        if found:
+            log.warning("worker %s: resuming %d job(s) pending to this worker", self.name, len(found))
+        return found
+
+    def _reclaim(self, count: int) -> list[tuple[str, dict[str, str]]]:
         reply = self.client.xautoclaim(
             self.keys.queue,
             GROUP,
             self.name,
             min_idle_time=self.settings.claim_min_idle_ms,
             start_id=self._claim_cursor,
-            count=self.batch_size,
+            count=count,
         )
         self._claim_cursor, claimed = reply[0], reply[1]
         if claimed:
@@ -179,7 +211,8 @@ class Worker:
             self.name,
             {self.keys.queue: ">"},
             count=count,
-            block=(block_ms or self.settings.read_block_ms) if block else None,
+            # Capped so that an idle worker still looks for stale entries (XAUTOCLAIM) often enough.
+            block=min(block_ms or self.settings.read_block_ms, self.settings.claim_min_idle_ms // 2) if block else None,
         )
         return [(entry, fields) for _stream, items in reply or [] for entry, fields in items]
 
@@ -286,10 +319,13 @@ class Worker:
                 return  # a fast engine must not turn into a Redis write storm
             last[0] = now
             value = f"{0.95 * min(max(fraction, 0.0), 1.0):.4f}"  # the last 5 % is writing the files
-            pipe = self.client.pipeline(transaction=False)
-            for c in group:
-                self._progress(keys=[self.keys.job(c.job.id)], args=[c.attempt, value], client=pipe)
-            pipe.execute()
+            try:  # best-effort: the client has retried already; a lost report must not fail the generation
+                pipe = self.client.pipeline(transaction=False)
+                for c in group:
+                    self._progress(keys=[self.keys.job(c.job.id)], args=[c.attempt, value], client=pipe)
+                pipe.execute()
+            except redis.RedisError as error:
+                log.warning("worker %s: progress report skipped (%s)", self.name, error)
 
         return report
 
@@ -301,10 +337,14 @@ class Worker:
         of 8 jobs does not wait for 32 sequential disk flushes (measured: the flushes took longer than
         the tiny engine's whole forward pass).
         """
-        pipe = self.client.pipeline(transaction=False)
-        for c in group:
-            pipe.hget(self.keys.job(c.job.id), "status")
-        statuses = pipe.execute()
+
+        def read_statuses() -> list[str | None]:
+            pipe = self.client.pipeline(transaction=False)
+            for c in group:
+                pipe.hget(self.keys.job(c.job.id), "status")
+            return pipe.execute()
+
+        statuses = self._when_redis_is_back(read_statuses)
         writes = {}
         with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="write") as pool:
             for claimed, job_takes, status in zip(group, takes, statuses, strict=True):
@@ -334,23 +374,40 @@ class Worker:
         job_id = claimed.job.id
         results = json.dumps([{"take": t.take, "seed": t.seed} for t in takes])
         now = time.time()
-        outcome = self._finish(
-            keys=[self.keys.job(job_id), self.keys.active(claimed.job.owner), self.keys.expiry, self.keys.queue],
-            args=[
-                claimed.attempt,
-                results,
-                f"{now:.6f}",
-                f"{now + self.settings.result_ttl_s:.0f}",
-                job_id,
-                claimed.entry,
-                GROUP,
-            ],
+        outcome = self._when_redis_is_back(
+            lambda: self._finish(
+                keys=[self.keys.job(job_id), self.keys.active(claimed.job.owner), self.keys.expiry, self.keys.queue],
+                args=[
+                    claimed.attempt,
+                    results,
+                    f"{now:.6f}",
+                    f"{now + self.settings.result_ttl_s:.0f}",
+                    job_id,
+                    claimed.entry,
+                    GROUP,
+                ],
+            )
         )
         if outcome != "succeeded":
             self._discard(claimed, outcome)
             return
         metrics.WORKER_JOBS.labels("succeeded").inc()
         log.info("worker %s: job %s succeeded (attempt %d)", self.name, job_id, claimed.attempt)
+
+    def _when_redis_is_back(self, call: Callable[[], T]) -> T:
+        """`call()`, retried through a Redis outage of up to `redis_outage_wait_s` (results already computed
+        are worth waiting for: dropping them would cost the job an attempt and a full re-generation)."""
+        deadline = time.monotonic() + self.settings.redis_outage_wait_s
+        delay = 0.1
+        while True:
+            try:
+                return call()
+            except REDIS_DOWN as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("worker %s: Redis unavailable (%s), waiting to publish", self.name, error)
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
 
     def _discard(self, claimed: Claimed, outcome: str) -> None:
         """Cancelled, deleted, or taken over by another worker meanwhile: this attempt's files are nobody's."""
@@ -370,25 +427,27 @@ class Worker:
     def _fail_job(self, claimed: Claimed, message: str, *, final: bool) -> None:
         now = time.time()
         job = claimed.job
-        outcome = self._fail(
-            keys=[
-                self.keys.job(job.id),
-                self.keys.active(job.owner),
-                self.keys.expiry,
-                self.keys.queue,
-                self.keys.dead,
-                self.keys.seq_enqueued,
-            ],
-            args=[
-                claimed.attempt,
-                message,
-                f"{now:.6f}",
-                f"{now + self.settings.result_ttl_s:.0f}",
-                job.id,
-                claimed.entry,
-                GROUP,
-                "1" if final else "0",
-            ],
+        outcome = self._when_redis_is_back(
+            lambda: self._fail(
+                keys=[
+                    self.keys.job(job.id),
+                    self.keys.active(job.owner),
+                    self.keys.expiry,
+                    self.keys.queue,
+                    self.keys.dead,
+                    self.keys.seq_enqueued,
+                ],
+                args=[
+                    claimed.attempt,
+                    message,
+                    f"{now:.6f}",
+                    f"{now + self.settings.result_ttl_s:.0f}",
+                    job.id,
+                    claimed.entry,
+                    GROUP,
+                    "1" if final else "0",
+                ],
+            )
         )
         metrics.WORKER_JOBS.labels("failed" if outcome == "failed" else "retried").inc()
         log.warning("worker %s: job %s -> %s: %s", self.name, job.id, outcome, message)

@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import context, precheck_capacity, principal
-from service.api.jobs import admit, multipart_body, parse_options
-from service.api.schemas import BatchJob, BatchResponse, RejectedFile
-from service.api.uploads import check_vocal, extract_zip, receive_multipart, reject
+from service.api.jobs import V1_ERRORS, admit, multipart_body, parse_options
+from service.api.schemas import BatchJob, BatchResponse, RejectedFile, error_responses
+from service.api.uploads import BodyTimeouts, check_vocal, extract_zip, receive_multipart, reject
 from service.jobs import JobStatus
 from service.storage import IncomingFile, new_id
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(principal)])
+router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(principal)], responses=V1_ERRORS)
 
 #: A batch record outlives its jobs' results by a week, so a client can still learn what happened.
 BATCH_GRACE_S = 7 * 86_400
@@ -32,6 +32,7 @@ BATCH_GRACE_S = 7 * 86_400
     response_model=BatchResponse,
     summary="Submit many vocals",
     openapi_extra=multipart_body({"type": "array", "items": {"type": "string", "format": "binary"}}, "files"),
+    responses=error_responses(400, 408, 413, 415, 422),
 )
 async def submit_batch(request: Request) -> BatchResponse:
     """Multipart form: vocals in file fields (any field name, e.g. repeated `files`), or a single zip
@@ -45,6 +46,7 @@ async def submit_batch(request: Request) -> BatchResponse:
         max_files=settings.batch_max_files,
         # a part announced as a zip may be as large as the whole batch; audio parts get the per-file limit
         file_limit=lambda name: settings.batch_max_bytes if _is_zip_name(name) else settings.max_upload_bytes,
+        timeouts=BodyTimeouts.from_settings(settings),
     )
     extracted: list[tuple[str, IncomingFile]] = []
     try:
@@ -90,7 +92,7 @@ async def submit_batch(request: Request) -> BatchResponse:
     return await get_batch(batch_id, request)
 
 
-@router.get("/{batch_id}", response_model=BatchResponse, summary="Batch status")
+@router.get("/{batch_id}", response_model=BatchResponse, summary="Batch status", responses=error_responses(404))
 async def get_batch(batch_id: str, request: Request) -> BatchResponse:
     ctx, who = context(request), request.state.principal
     record = await ctx.redis.hgetall(ctx.keys.batch(batch_id)) if len(batch_id) == 32 else {}

@@ -14,6 +14,7 @@ import secrets
 import time
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
@@ -21,25 +22,33 @@ from starlette.concurrency import run_in_threadpool
 
 from service import metrics
 from service.api.deps import Context, context, enqueue, precheck_capacity, principal
-from service.api.schemas import JobResponse, job_response
-from service.api.uploads import VocalInfo, check_vocal, receive_multipart, reject
+from service.api.schemas import JobResponse, error_responses, job_response
+from service.api.uploads import BodyTimeouts, VocalInfo, check_vocal, receive_multipart, reject
 from service.auth import Principal
 from service.jobs import JobOptions, JobRecord, JobStatus, new_job_fields
 from service.storage import IncomingFile, is_job_id, new_id
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(principal)])
+#: Every /v1 route: authentication (401), rate limit (429), Redis or queue unavailable (503).
+V1_ERRORS = error_responses(401, 429, 503)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(principal)], responses=V1_ERRORS)
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and option fields on top of the file itself
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
-_OPTION_PROPS: dict[str, Any] = {
-    "seed": {"type": "integer"},
-    "temperature": {"type": "number"},
-    "top_k": {"type": "integer"},
-    "top_p": {"type": "number"},
-    "guidance_scale": {"type": "number"},
-    "takes": {"type": "integer"},
-    "format": {"type": "string", "enum": ["wav", "flac", "mp3"]},
-}
+
+
+def _option_properties() -> dict[str, Any]:
+    """The options' JSON schema, bounds included, derived from `JobOptions` so the two cannot drift."""
+    properties: dict[str, Any] = {}
+    for name, prop in JobOptions.model_json_schema()["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        if "anyOf" in prop:  # `seed: int | None`: a form field is left out, never null
+            branch = next(b for b in prop.pop("anyOf") if b.get("type") != "null")
+            prop = {**branch, **{k: v for k, v in prop.items() if k != "default"}}
+        properties[name] = prop
+    return properties
+
+
+_OPTION_PROPS = _option_properties()
 
 
 def multipart_body(file_field: dict[str, Any], required: str) -> dict[str, Any]:
@@ -93,12 +102,28 @@ async def admit(
                 )
             )
         await enqueue(ctx, who, fields)
+    except (aioredis.ConnectionError, aioredis.TimeoutError):
+        # Redis went away during the enqueue, so the script may have run. The inputs are deleted only if
+        # Redis confirms that no job exists; otherwise they stay for the worker's orphan sweep (job
+        # directories without a record), and an enqueued job keeps its input.
+        await _discard_unless_enqueued(ctx, job_ids)
+        raise
     except BaseException:
         for job_id in job_ids:
             await run_in_threadpool(ctx.storage.delete_job, job_id)
         raise
     metrics.UPLOAD_BYTES.inc(sum(incoming.size for _, incoming, _ in vocals))
     return job_ids
+
+
+async def _discard_unless_enqueued(ctx: Context, job_ids: list[str]) -> None:
+    try:
+        exists = await ctx.redis.exists(*(ctx.keys.job(job_id) for job_id in job_ids)) if job_ids else 0
+    except (aioredis.ConnectionError, aioredis.TimeoutError):
+        return
+    if not exists:
+        for job_id in job_ids:
+            await run_in_threadpool(ctx.storage.delete_job, job_id)
 
 
 async def load_job(ctx: Context, who: Principal, job_id: str) -> tuple[JobRecord, int]:
@@ -123,13 +148,7 @@ async def load_job(ctx: Context, who: Principal, job_id: str) -> tuple[JobRecord
     response_model=JobResponse,
     summary="Submit a vocal",
     openapi_extra=multipart_body({"type": "string", "format": "binary"}, "audio"),
-    responses={
-        413: {"description": "upload too large"},
-        415: {"description": "not audio"},
-        422: {"description": "unusable audio or options"},
-        429: {"description": "quota or rate limit"},
-        503: {"description": "queue full"},
-    },
+    responses=error_responses(400, 408, 413, 415, 422),
 )
 async def submit_job(request: Request, response: Response) -> JobResponse:
     """Multipart form: the vocal in a file field (`audio`), options as fields (seed, temperature, takes,
@@ -142,6 +161,7 @@ async def submit_job(request: Request, response: Response) -> JobResponse:
         max_body_bytes=ctx.settings.max_upload_bytes + FORM_OVERHEAD,
         max_files=1,
         file_limit=lambda _name: ctx.settings.max_upload_bytes,
+        timeouts=BodyTimeouts.from_settings(ctx.settings),
     )
     try:
         if len(form.files) != 1:
@@ -156,7 +176,7 @@ async def submit_job(request: Request, response: Response) -> JobResponse:
     return await get_job(job_id, request)
 
 
-@router.get("/{job_id}", response_model=JobResponse, summary="Job status")
+@router.get("/{job_id}", response_model=JobResponse, summary="Job status", responses=error_responses(404))
 async def get_job(job_id: str, request: Request) -> JobResponse:
     job, delivered = await load_job(context(request), request.state.principal, job_id)
     return job_response(job, delivered)
@@ -178,17 +198,22 @@ async def _download(request: Request, job_id: str, kind: str, take: int) -> File
     return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=f"{stem or 'vocal'}-{kind}{suffix}.{fmt}")
 
 
-@router.get("/{job_id}/mix", summary="Download the mixed song", response_class=FileResponse)
+_DOWNLOAD = {"response_class": FileResponse, "responses": error_responses(404, 409, 422)}
+
+
+@router.get("/{job_id}/mix", summary="Download the mixed song", **_DOWNLOAD)
 async def download_mix(request: Request, job_id: str, take: int = Query(0, ge=0, le=15)) -> FileResponse:
     return await _download(request, job_id, "mix", take)
 
 
-@router.get("/{job_id}/accompaniment", summary="Download the accompaniment stem", response_class=FileResponse)
+@router.get("/{job_id}/accompaniment", summary="Download the accompaniment stem", **_DOWNLOAD)
 async def download_accompaniment(request: Request, job_id: str, take: int = Query(0, ge=0, le=15)) -> FileResponse:
     return await _download(request, job_id, "accompaniment", take)
 
 
-@router.delete("/{job_id}", status_code=204, summary="Cancel a job and delete its files")
+@router.delete(
+    "/{job_id}", status_code=204, summary="Cancel a job and delete its files", responses=error_responses(404)
+)
 async def delete_job(job_id: str, request: Request) -> Response:
     """A queued or running job becomes `cancelled` (visible until its result TTL); a finished job is
     removed entirely. All files are deleted now; a worker still generating it discards its output."""

@@ -7,6 +7,39 @@ from pydantic import BaseModel, Field
 from service.jobs import JobOptions, JobRecord, JobStatus
 
 
+class ErrorBody(BaseModel):
+    """Every error answer (4xx, 503): one human-readable sentence naming the problem."""
+
+    detail: str = Field(description="what is wrong, e.g. 'vocal.wav: the vocal is silent (...)'")
+
+
+#: What each status the API answers means; `error_responses` turns these into OpenAPI response entries.
+ERROR_MEANINGS = {
+    400: "malformed multipart body or boundary",
+    401: "missing, unknown or revoked API key",
+    404: "no such job or batch (or it belongs to another key)",
+    408: "the client sent the body too slowly (the connection is closed)",
+    409: "the job has not succeeded (yet)",
+    413: "upload too large",
+    415: "not audio, or not multipart/form-data",
+    422: "unusable audio or invalid options",
+    429: "rate limit or active-jobs quota exceeded (see Retry-After)",
+    503: "queue full, storage full or Redis unreachable (see Retry-After)",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI `responses` for the given error statuses, all with an `ErrorBody`."""
+    out: dict[int | str, dict] = {}
+    for code in codes:
+        entry: dict = {"model": ErrorBody, "description": ERROR_MEANINGS[code]}
+        if code in (429, 503):
+            entry["headers"] = _RETRY_AFTER
+        out[code] = entry
+    return out
+
+
 class TakeLinks(BaseModel):
     take: int
     seed: int

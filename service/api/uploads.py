@@ -17,33 +17,40 @@
 
 from __future__ import annotations
 
-import math
+import asyncio
 import re
+import shutil
 import stat
+import time
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 from fastapi import HTTPException, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from core.audio import AudioError, AudioTooLongError, load_audio
+from core.audio import AudioError, AudioTooLongError
+from core.audio_scan import scan_audio
 from service.config import Settings
 from service.storage import IncomingFile, Storage, UploadTooLarge
 
 MAX_FIELDS = 32
 MAX_FIELD_BYTES = 8192
 ZIP_COPY_CHUNK = 1024 * 1024
+#: Free space an archive must leave on the storage volume after extraction (results need room too).
+DISK_RESERVE_BYTES = 256 * 1024 * 1024
 
 
-def reject(status: int, message: str, retry_after: int | None = None) -> HTTPException:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return HTTPException(status_code=status, detail=message, headers=headers)
+def reject(status: int, message: str, retry_after: int | None = None, close: bool = False) -> HTTPException:
+    """An answer with `detail`; `close` ends the connection after it (the client's body is not read)."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if close:
+        headers["Connection"] = "close"
+    return HTTPException(status_code=status, detail=message, headers=headers or None)
 
 
 def display_name(raw: str | None, fallback: str = "upload") -> str:
@@ -75,10 +82,58 @@ class _Reject(Exception):
         self.error = error
 
 
+@dataclass(frozen=True)
+class BodyTimeouts:
+    """How slowly a client may send a body (nginx's client_body_timeout plus a minimum average rate).
+
+    `read_s`: longest wait for the next chunk. `min_bytes_per_s`: once `grace_s` have passed, the average
+    rate since the body started must stay above this (0: no minimum). A client trickling a byte every few
+    seconds would otherwise hold a connection and a partial file forever.
+    """
+
+    read_s: float | None = None
+    min_bytes_per_s: int = 0
+    grace_s: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BodyTimeouts:
+        return cls(settings.body_timeout_s, settings.min_upload_bytes_per_s, settings.min_rate_grace_s)
+
+
+async def _timed_body(request: Request, timeouts: BodyTimeouts) -> AsyncIterator[bytes]:
+    """`request.stream()` with the read timeout and the minimum rate applied (408, connection closed)."""
+    chunks = request.stream().__aiter__()
+    start, received = time.monotonic(), 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), timeouts.read_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise _Reject(reject(408, f"no upload data received for {timeouts.read_s:g} s", close=True)) from None
+        received += len(chunk)
+        elapsed = time.monotonic() - start
+        if timeouts.min_bytes_per_s and elapsed > timeouts.grace_s and received < timeouts.min_bytes_per_s * elapsed:
+            rate = received / elapsed
+            message = f"the upload is too slow ({rate:.0f} bytes/s, the minimum is {timeouts.min_bytes_per_s})"
+            raise _Reject(reject(408, message, close=True))
+        yield chunk
+
+
 async def receive_multipart(
-    request: Request, storage: Storage, *, max_body_bytes: int, max_files: int, file_limit: Callable[[str], int]
+    request: Request,
+    storage: Storage,
+    *,
+    max_body_bytes: int,
+    max_files: int,
+    file_limit: Callable[[str], int],
+    timeouts: BodyTimeouts | None = None,
 ) -> ReceivedForm:
-    """Stream a multipart/form-data body to disk. `file_limit(name)` gives the byte limit of a file part."""
+    """Stream a multipart/form-data body to disk. `file_limit(name)` gives the byte limit of a file part.
+
+    400 for a malformed body or boundary, 408 for a client slower than `timeouts`, 413 over a limit; on
+    any error every file received so far is deleted.
+    """
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -143,10 +198,13 @@ async def receive_multipart(
         "on_part_data": on_part_data,
         "on_part_end": on_part_end,
     }
-    parser = MultipartParser(boundary, callbacks)
+    try:
+        parser = MultipartParser(boundary, callbacks)
+    except Exception as error:  # python-multipart refuses boundaries over 256 bytes (FormParserError)
+        raise reject(400, f"invalid multipart boundary ({error})") from None
     total = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in _timed_body(request, timeouts or BodyTimeouts()):
             total += len(chunk)
             if total > max_body_bytes:
                 raise _Reject(reject(413, f"the request is larger than {max_body_bytes} bytes"))
@@ -173,23 +231,34 @@ class VocalInfo:
 
 
 def check_vocal(path: Path, name: str, settings: Settings) -> VocalInfo:
-    """Decode the upload once and answer every problem now rather than as a failed job later.
+    """Answer every problem of an upload now rather than as a failed job later, in bounded memory.
 
-    Blocking (decodes audio): call it through `run_in_threadpool`. The duration limit answers 422 here
+    Blocking (decodes audio): call it through `run_in_threadpool`. `scan_audio` validates the header and
+    decodes block by block, keeping only running sums, so a 100 MB upload costs a few MB of memory, not
+    the ~1 GB its decoded float samples and their squares would. The duration limit answers 422 here
     although `AudioTooLongError.http_status` is 413: the service contract reserves 413 for the byte size,
     which a client can check before sending, and uses 422 for audio it cannot use.
     """
     try:
-        audio = load_audio(path, max_bytes=settings.max_upload_bytes, max_seconds=settings.max_seconds)
+        stats = scan_audio(path, max_bytes=settings.max_upload_bytes, max_seconds=settings.max_seconds)
     except AudioError as error:
         status = 422 if isinstance(error, AudioTooLongError) else error.http_status
         raise reject(status, f"{name}: {error.problem}") from None
-    rms = float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
-    level = 20 * math.log10(rms) if rms > 0 else -math.inf
+    if stats.duration < settings.min_seconds:
+        raise reject(
+            422, f"{name}: the vocal is too short ({stats.duration:.3g} s, the minimum is {settings.min_seconds:g} s)"
+        )
+    if stats.peak > settings.max_sample_magnitude:
+        raise reject(
+            422,
+            f"{name}: absurd sample values (peak magnitude {stats.peak:.3g}; audio must stay within "
+            f"±{settings.max_sample_magnitude:g}, where ±1 is full scale)",
+        )
+    level = stats.rms_dbfs
     if level < settings.silence_dbfs:
-        shown = "digital silence" if level == -math.inf else f"{level:.0f} dBFS"
+        shown = "digital silence" if stats.rms == 0 else f"{level:.0f} dBFS"
         raise reject(422, f"{name}: the vocal is silent ({shown}, below {settings.silence_dbfs:g} dBFS)")
-    return VocalInfo(duration=audio.duration, sample_rate=audio.sample_rate)
+    return VocalInfo(duration=stats.duration, sample_rate=stats.sample_rate)
 
 
 # --------------------------------------------------------------------------------------------- zips
@@ -243,6 +312,12 @@ def extract_zip(path: Path, storage: Storage, settings: Settings) -> list[tuple[
             raise reject(422, "the archive contains no files")
         if len(members) > settings.batch_max_files:
             raise reject(422, f"the archive has {len(members)} files, the limit is {settings.batch_max_files}")
+        # The budget is checked before the first byte is written: the declared total against the free space
+        # (a full volume would fail every job, not just this batch), then the bytes really written.
+        free = shutil.disk_usage(storage.incoming_dir).free
+        if total + DISK_RESERVE_BYTES > free:
+            raise reject(503, "not enough storage space to extract the archive now", retry_after=60)
+        written = 0
         try:
             for info in members:
                 # The declared size is the limit: an entry that inflates beyond what its header says is forged.
@@ -250,6 +325,9 @@ def extract_zip(path: Path, storage: Storage, settings: Settings) -> list[tuple[
                 extracted.append((display_name(info.filename), target))
                 with archive.open(info) as source:
                     while chunk := source.read(ZIP_COPY_CHUNK):
+                        written += len(chunk)
+                        if written > total:
+                            raise UploadTooLarge(total)
                         target.write(chunk)
                 target.close()
         except UploadTooLarge:

@@ -27,6 +27,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.api.server import uvicorn_options
 from service.auth import create_key
 from service.config import Settings
 from service.keys import Keys
@@ -125,6 +126,7 @@ def make_settings(redis_url: str, storage: Path, **overrides: object) -> Setting
         rate_limit_burst=1000,
         max_upload_bytes=2 * 1024 * 1024,
         max_seconds=8.0,
+        min_seconds=0.5,
         batch_max_bytes=8 * 1024 * 1024,
         zip_max_entries=16,
         zip_max_uncompressed_bytes=6 * 1024 * 1024,
@@ -285,7 +287,9 @@ class LiveServer:
 
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning", **uvicorn_options(settings)
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
