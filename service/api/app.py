@@ -23,15 +23,12 @@ from service.api import batches, health, jobs, web
 from service.api.deps import Context
 from service.api.errors import install_error_handlers
 from service.api.head import HeadMiddleware
-from service.api.errors import install_error_handlers
-from service.api.head import HeadMiddleware
 from service.config import Settings
 from service.keys import Keys
 from service.storage import Storage
 
 log = logging.getLogger("singsong.api")
 REDIS_POOL_SIZE = 128
-REDIS_SOCKET_TIMEOUT_S = 5.0
 REDIS_SOCKET_TIMEOUT_S = 5.0
 
 
@@ -99,8 +96,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "unless the service runs with SINGSONG_AUTH=open.",
         lifespan=lifespan,
     )
-    install_error_handlers(app, settings)
-    app.add_middleware(HeadMiddleware)
     install_error_handlers(app, settings)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(MetricsMiddleware)
