@@ -37,6 +37,8 @@ COMMAND_MODULES: list[str] = [
     "pipelines.training.codec",
     "pipelines.training.semantic",
     "pipelines.training.cascade",
+    "pipelines.inference.assemble",
+    "pipelines.evaluation.cascade",
     "pipelines.evaluation.codec",
     "pipelines.evaluation.accompaniment",
     "pipelines.tokens.cli",

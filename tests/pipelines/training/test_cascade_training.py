@@ -15,9 +15,12 @@ import torch
 from models.cascade import Cascade, SamplingConfig, build_stage_config
 from models.checkpoint import has_training_state, load_checkpoint
 from models.tokenizer import AudioTokenizer
+from pipelines.evaluation import cascade as cascade_eval
+from pipelines.inference import assemble
 from pipelines.tokens.cache import TokenCacheWriter, build_token_cache, default_streams, pair_sources
 from pipelines.tokens.reader import TokenCache
-from pipelines.training.cascade import CascadeTrainOptions, register, train_cascade
+from pipelines.training import cascade as cascade_training
+from pipelines.training.cascade import CascadeTrainOptions, train_cascade
 from pipelines.training.cascade_data import WindowSampler, cache_streams
 
 RATE = 8000
@@ -147,7 +150,8 @@ def test_cli_trains_stages_assembles_and_evaluates_a_model(cache_dir, tmp_path, 
     parser = argparse.ArgumentParser(prog="singsong")
     top = parser.add_subparsers(dest="group")
     groups = {name: top.add_parser(name).add_subparsers(dest="command") for name in ("train", "eval")}
-    register({**groups, "_top": top})
+    for module in (cascade_training, assemble, cascade_eval):  # train cascade, cascade-assemble, eval cascade
+        module.register(groups)
     tiny = [
         "--cache",
         str(cache_dir),

@@ -1,0 +1,98 @@
+"""`singsong eval cascade`: teacher-forced loss and accuracy of every stage of a cascade model on a cache split.
+
+The validation of `singsong train cascade` (`pipelines.training.cascade.evaluate`), run on fixed windows of a
+token-cache split for each stage of a finished model directory. Stages conditioned on the vocal are also scored
+with every window's vocal streams swapped for another window's of the same batch
+(`valid/loss_ce_other_vocal`): the gap to `valid/loss_ce` is how much the stage's predictions depend on *this*
+vocal (0 = it ignores the vocal).
+
+Usage::
+
+    singsong eval cascade --model MODEL_DIR --cache data/cache --split test --json reports/cascade.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from core.device import resolve_device
+
+
+def evaluate_model(
+    model_dir: Path,
+    cache_dir: Path,
+    *,
+    split: str = "test",
+    batches: int = 8,
+    batch_size: int = 8,
+    noise_prob: float = 0.0,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Teacher-forced scalars of every stage of a cascade model directory on windows of a cache split."""
+    from models.cascade import Cascade
+    from pipelines.inference.model_dir import read_manifest
+    from pipelines.tokens.reader import TokenCache
+    from pipelines.training.cascade import evaluate
+    from pipelines.training.cascade_data import WindowSampler
+
+    if (Path(model_dir) / "singsong.json").is_file():  # a complete model directory: its cascade part
+        model_dir = Path(model_dir) / read_manifest(model_dir).cascade
+    cascade = Cascade.from_pretrained(model_dir, device=resolve_device(device))
+    cache = TokenCache(cache_dir)
+    results = {}
+    for name, stage in cascade.stages.items():
+        data = WindowSampler(cache, stage.config, split, noise_prob=noise_prob)
+        fixed = data.fixed_batches(batches, batch_size, seed=seed)
+        results[name] = evaluate(stage, fixed, cascade.device)
+        guided = set(stage.config.guided)
+        if guided and batch_size > 1:
+            swapped = [{k: v.roll(1, dims=0) if k in guided else v for k, v in batch.items()} for batch in fixed]
+            results[name]["valid/loss_ce_other_vocal"] = evaluate(stage, swapped, cascade.device)["valid/loss_ce"]
+    return results
+
+
+def _run(args: argparse.Namespace) -> int:
+    results = evaluate_model(
+        Path(args.model),
+        Path(args.cache),
+        split=args.split,
+        batches=args.batches,
+        batch_size=args.batch_size,
+        noise_prob=args.noise_prob,
+        seed=args.seed,
+        device=args.device,
+    )
+    for name, scalars in results.items():
+        other = scalars.get("valid/loss_ce_other_vocal")
+        versus = f"  (another song's vocal: loss {other:.4f})" if other is not None else ""
+        print(
+            f"{name:9s} loss {scalars['valid/loss_ce']:.4f}  accuracy {scalars['valid/metrics_accuracy']:.3f}{versus}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    """Add `singsong eval cascade`."""
+    parser = groups["eval"].add_parser(
+        "cascade",
+        help="teacher-forced loss/accuracy of every stage of a cascade model on a token cache split",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="model directory (or its cascade/ part)")
+    parser.add_argument("--cache", required=True, help="token cache directory")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--noise-prob", type=float, default=0.0, help="noisy vocal condition probability")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.set_defaults(handler=_run)
+
+
+__all__ = ["evaluate_model", "register"]
