@@ -80,7 +80,7 @@ export class Recorder {
     }
     this.state = countIn ? "counting" : "recording";
     while (countIn && this.state === "counting" && this.ctx.currentTime < startAt) {
-      this.handlers.onCountIn(Math.ceil((startAt - this.ctx.currentTime) / beat));
+      this.handlers.onCountIn(Math.min(BEATS_PER_BAR, Math.ceil((startAt - this.ctx.currentTime) / beat)));
       await new Promise((resolve) => setTimeout(resolve, 30));
     }
     if (this.state === "idle") return false; // cancelled during the count-in
