@@ -33,6 +33,8 @@ GROUPS: dict[str, str] = {
 COMMAND_MODULES: list[str] = [
     "pipelines.corpus.cli",
     "pipelines.separation.cli",
+    "pipelines.training.separator",
+    "pipelines.evaluation.separator",
     "pipelines.pairs.cli",
     "pipelines.training.codec",
     "pipelines.training.semantic",

@@ -8,7 +8,8 @@ off-the-shelf separator. Modules, one concern each:
 * `tracks` - listing inputs (folders, MUSDB-style folders, manifests), track keys, `--shard i/N`;
 * `separate` - the resumable `pipeline separate` run (outputs, markers, manifest, summary);
 * `queue` - Redis Streams work queue for many consumers (`--queue`);
-* `data`, `train` - training a small separator on a stem corpus (`train separator`);
-* `metrics`, `evaluate` - SDR / SI-SDR per stem on held-out songs (`eval separator`);
-* `cli` - registers the three commands.
+* `data` - stem crops with remixing, for training a small separator (`pipelines/training/separator.py`,
+  `train separator`);
+* `metrics` - SDR / SI-SDR, used by `eval separator` (`pipelines/evaluation/separator.py`);
+* `cli` - registers `pipeline separate`.
 """

@@ -129,7 +129,7 @@ class TrainingRun:
         self.writer: Any = None  # TensorBoard SummaryWriter while `fit` runs (rank 0, unless disabled)
         self._history: Any = None
         self._bar: Any = None
-        self._window: list[float] = []  # losses since the last log
+        self.window: list[float] = []  # the losses since the last log
         self._last_log = self.started
         self._signals: list[int] = []
 
@@ -276,7 +276,7 @@ class TrainingRun:
         self.step += 1
         loss = float(terms[config.loss_key])
         self.losses.append(loss)
-        self._window.append(loss)
+        self.window.append(loss)
         self._bar.update(1)
         if self.main and (self.step % config.log_every == 0 or self.step == config.steps):
             self._log(terms, scheduler, record)
@@ -299,14 +299,14 @@ class TrainingRun:
         scalars = {key: float(value) for key, value in terms.items()}
         if scheduler is not None:
             scalars["train/lr"] = scheduler.get_last_lr()[0]
-        scalars["train/steps_per_second"] = len(self._window) / max(now - self._last_log, 1e-9)
+        scalars["train/steps_per_second"] = len(self.window) / max(now - self._last_log, 1e-9)
         if record is not None:
             scalars = record(scalars)
         self._write(scalars)
         postfix = {label: f"{scalars[key]:.4g}" for label, key in self.config.postfix.items() if key in scalars}
         if postfix:
             self._bar.set_postfix(postfix)
-        self._last_log, self._window = now, []
+        self._last_log, self.window = now, []
 
     def _validate(self, validate: Callable[[], dict[str, float]], save_best: Callable[[], None] | None) -> None:
         if not self.main:

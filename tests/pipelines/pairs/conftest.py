@@ -1,10 +1,8 @@
-"""Fixtures of the pairs tests: the tiny synthetic corpus of the separation tests, and signal makers."""
+"""Signal makers of the pairs tests (the tiny synthetic corpus is `tests/pipelines/conftest.py`'s)."""
 
 from __future__ import annotations
 
 import numpy as np
-
-from tests.pipelines.separation.conftest import tiny_corpus  # noqa: F401  (re-exported fixture)
 
 
 def sung(seconds: float, rate: int, *, f0: float = 220.0, level_db: float = -20.0) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny demucs repository built here (no download), a tiny synthetic corpus, a redis-server."""
+"""Separation fixtures: fake separators, a tiny demucs model, corrupt files, a redis-server (the tiny demucs
+repository and the tiny synthetic corpus are `tests/pipelines/conftest.py`'s, shared with training and evaluation)."""
 
 from __future__ import annotations
 
@@ -61,26 +62,6 @@ def build_tiny(seed: int = 0, sources: tuple[str, ...] = ("vocals", "instrumenta
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_model("hdemucs", sources=sources, channels=4, depth=3, sample_rate=TINY_RATE, segment=2.0)
-
-
-@pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A demucs repository holding one tiny two-stem HDemucs named 'tiny' (8 kHz, 2 s segments)."""
-    from pipelines.separation.repo import export_to_repo
-
-    repo = tmp_path_factory.mktemp("repo")
-    export_to_repo(build_tiny(), repo, "tiny")
-    return repo, "tiny"
-
-
-@pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four 4 s synthetic songs at 16 kHz with stems (read-only for tests: copy before modifying)."""
-    from pipelines.corpus.generate import CorpusSettings, generate_corpus
-
-    out = tmp_path_factory.mktemp("corpus")
-    generate_corpus(out, CorpusSettings(songs=4, seconds=4.0, seed=7, sample_rate=16000), progress=False)
-    return out
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from core import cli
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch):
-    modules = [m for m in cli.COMMAND_MODULES if m != "pipelines.separation.cli"] + ["pipelines.separation.cli"]
-    monkeypatch.setattr(cli, "COMMAND_MODULES", modules)
+def run():
+    """`singsong ARGS...` in-process, with every command registered as the installed CLI does."""
     return cli.main
 
 

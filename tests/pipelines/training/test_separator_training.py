@@ -11,7 +11,7 @@ import torch
 
 from core.errors import SingsongError
 from pipelines.separation.data import StemCropDataset, corpus_songs
-from pipelines.separation.train import SeparatorTrainOptions, train_separator
+from pipelines.training.separator import SeparatorTrainOptions, train_separator
 
 
 def _options(corpus: Path, out: Path, **overrides) -> SeparatorTrainOptions:

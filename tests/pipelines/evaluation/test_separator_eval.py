@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.separation.evaluate import EvalOptions, evaluate_separator, format_report
+from pipelines.evaluation.separator import EvalOptions, evaluate_separator, format_report
 from pipelines.separation.metrics import framewise_sdr, sdr, si_sdr
 
 

@@ -11,6 +11,7 @@ synthetic songs are a much easier and much smaller domain, trained on far less c
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import time
@@ -148,4 +149,47 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ANCHOR", "EvalOptions", "evaluate_separator", "format_report"]
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    """Add `singsong eval separator`."""
+    parser = groups["eval"].add_parser(
+        "separator",
+        help="SDR / SI-SDR per stem of a demucs separator on held-out songs of a stem corpus",
+        description="Separate the mixtures of a stem corpus split and compare with the true stems.",
+    )
+    parser.add_argument("--repo", default=None, help="demucs repository (omit for a pretrained name)")
+    parser.add_argument("--name", required=True, help="model signature or bag name")
+    parser.add_argument("--data", required=True, help="stem corpus folder or manifest")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--report", default=None, help="JSON report path (default: REPO/eval-NAME-SPLIT.json)")
+    parser.add_argument("--shifts", type=int, default=0)
+    parser.add_argument("--overlap", type=float, default=0.25)
+    parser.add_argument("--segment", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="evaluate at most this many songs")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = EvalOptions(
+        name=args.name,
+        repo=Path(args.repo) if args.repo else None,
+        data=Path(args.data),
+        split=args.split,
+        report=Path(args.report) if args.report else None,
+        shifts=args.shifts,
+        overlap=args.overlap,
+        segment=args.segment,
+        batch_size=args.batch_size,
+        device=args.device,
+        threads=args.threads,
+        limit=args.limit,
+    )
+    report = evaluate_separator(options)
+    print(format_report(report))
+    print(json.dumps({"report": report["report_path"]}))
+    return 0
+
+
+__all__ = ["ANCHOR", "EvalOptions", "evaluate_separator", "format_report", "register"]
