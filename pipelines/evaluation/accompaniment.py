@@ -10,6 +10,9 @@ and measures the audio against what the song declares:
 * **key**: Pearson correlation between the accompaniment's mean chroma and the Krumhansl-Kessler profile of
   the declared key (Krumhansl, 1990): ~0 for music unrelated to the key, ~0.6-0.9 for tonal music in it.
 
+Key profiles and the beat tracker are `fit.py`'s; `singsong eval report` adds the reference-free fit metrics
+(harmonic support, key and tempo of the vocal itself) and the retrieval baseline.
+
 Every figure comes with two references measured in the same run, on the same songs:
 
 * `reference` — the song's true instrumental after a round trip through the model's codec: what a perfect
@@ -31,38 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import SingsongError
-
-#: Krumhansl-Kessler key profiles, tonic first (C major / C minor).
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-PITCH_CLASSES = {
-    "C": 0,
-    "C#": 1,
-    "Db": 1,
-    "D": 2,
-    "D#": 3,
-    "Eb": 3,
-    "E": 4,
-    "F": 5,
-    "F#": 6,
-    "Gb": 6,
-    "G": 7,
-    "G#": 8,
-    "Ab": 8,
-    "A": 9,
-    "A#": 10,
-    "Bb": 10,
-    "B": 11,
-}
-TEMPO_TOLERANCE = 0.08
+from pipelines.evaluation.fit import Key, beat_track, profile_correlation, tempo_agrees
 
 
 def key_profile(key: str) -> np.ndarray:
-    """`"B minor"` -> its 12-bin Krumhansl-Kessler profile rotated to the tonic."""
-    tonic, _, mode = key.strip().partition(" ")
-    if tonic not in PITCH_CLASSES or mode not in ("major", "minor"):
-        raise SingsongError(f"cannot read key {key!r} (expected e.g. 'C major' or 'F# minor')")
-    return np.roll(MAJOR_PROFILE if mode == "major" else MINOR_PROFILE, PITCH_CLASSES[tonic])
+    """`"B minor"` -> its 12-bin Krumhansl-Kessler profile rotated to the tonic (`fit.Key`)."""
+    return Key.parse(key).profile()
 
 
 def key_correlation(audio: np.ndarray, sample_rate: int, key: str) -> float:
@@ -70,21 +47,17 @@ def key_correlation(audio: np.ndarray, sample_rate: int, key: str) -> float:
     import librosa
 
     chroma = librosa.feature.chroma_stft(y=audio.astype(np.float32), sr=sample_rate, tuning=0.0).mean(axis=1)
-    if not np.isfinite(chroma).all() or chroma.std() < 1e-9:
-        return 0.0
-    return float(np.corrcoef(chroma, key_profile(key))[0, 1])
+    return profile_correlation(chroma, Key.parse(key))
 
 
 def estimated_tempo(audio: np.ndarray, sample_rate: int) -> float:
-    import librosa
-
-    tempo, _ = librosa.beat.beat_track(y=audio.astype(np.float32), sr=sample_rate)
-    return float(np.atleast_1d(tempo)[0])
+    """librosa's beat tracker tempo (`fit.beat_track`)."""
+    return beat_track(audio, sample_rate).tempo
 
 
 def tempo_hit(estimate: float, declared: float) -> bool:
-    """Within `TEMPO_TOLERANCE` of the declared tempo, or of half or double it."""
-    return any(abs(estimate / (declared * level) - 1.0) <= TEMPO_TOLERANCE for level in (0.5, 1.0, 2.0))
+    """Within 8% of the declared tempo, or of half or double it (`fit.tempo_agrees`)."""
+    return tempo_agrees(estimate, declared)
 
 
 @dataclass
