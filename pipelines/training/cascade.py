@@ -165,14 +165,9 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
     use_amp = options.amp and run.device.type == "cuda"
     noise_note = {n: {"stream": noisy, "probability": train_data.noise_prob} for n, noisy in train_data.noisy.items()}
     if run.main:
-        logger.info(
-            "stage %s: %.2fM parameters, conditions %s, window %.2f s, %d training items",
-            config.stage,
-            model.num_parameters() / 1e6,
-            [c.name for c in config.conditions],
-            train_data.window_seconds,
-            len(train_data.items),
-        )
+        conditions = [c.name for c in config.conditions]
+        logger.info("stage %s: %.2fM parameters, conditions %s", config.stage, model.num_parameters() / 1e6, conditions)
+        logger.info("windows of %.2f s from %d items", train_data.window_seconds, len(train_data.items))
 
     def notes() -> dict[str, Any]:
         return {

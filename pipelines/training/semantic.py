@@ -105,13 +105,46 @@ def _file_features(extractor, files, *, per_file_cap, rng, progress: bool, desc:
         yield frames
 
 
-def train_semantic_tokenizer(config: SemanticTrainingConfig) -> SemanticTrainingSummary:
-    """Fit and save a semantic tokenizer; see the module docstring for the steps."""
+def _split_files(config: SemanticTrainingConfig, rng: Any) -> tuple[list[Path], list[Path]]:
+    """(training files, held-out files): the source's files shuffled by the seed, at most `max_files`."""
+    from core.datasets import list_audio_files
+
+    # Several stems ("vocals,other") fit one codebook to all of them: the vocal and the accompaniment are
+    # tokenized with the same tokenizer, as in AudioLM/SingSong.
+    stems = [s.strip() for s in config.stem.split(",") if s.strip()] if config.stem else [None]
+    files = sorted({f for stem in stems for f in list_audio_files(config.data, stem=stem, split=config.split)})
+    files = [files[i] for i in rng.permutation(len(files))]
+    if config.max_files is not None:
+        files = files[: config.max_files]
+    heldout_count = 0
+    if len(files) >= 2 and config.holdout_fraction > 0:
+        heldout_count = min(len(files) - 1, max(1, round(len(files) * config.holdout_fraction)))
+    return files[heldout_count:], files[:heldout_count]
+
+
+def _heldout_usage(tokenizer: Any, parts: list[Any], k: int) -> dict[str, Any]:
+    """Codebook usage and mean distance to the nearest centroid on held-out frames (`{}` without any)."""
     import numpy as np
     import torch
 
-    from core.datasets import list_audio_files
-    from models.semantic.kmeans import KMeansConfig, assign, cluster_usage
+    from models.semantic.kmeans import assign, cluster_usage
+
+    if not parts:
+        return {}
+    normalized = tokenizer.normalize(torch.from_numpy(np.concatenate(parts)))
+    tokens, distances = assign(normalized, tokenizer.centroids, return_distances=True)
+    return {
+        "frames": int(tokens.numel()),
+        "mean_distance": float(distances.mean()),
+        **cluster_usage(tokens, k).as_dict(),
+    }
+
+
+def train_semantic_tokenizer(config: SemanticTrainingConfig) -> SemanticTrainingSummary:
+    """Fit and save a semantic tokenizer; see the module docstring for the steps."""
+    import numpy as np
+
+    from models.semantic.kmeans import KMeansConfig
     from models.semantic.tokenizer import build_feature_extractor, fit_semantic_tokenizer
 
     if config.k < 2:
@@ -119,18 +152,8 @@ def train_semantic_tokenizer(config: SemanticTrainingConfig) -> SemanticTraining
     if not 0.0 <= config.holdout_fraction < 1.0:
         raise SingsongError(f"--holdout-fraction must be in [0, 1), got {config.holdout_fraction}")
     settings = _extractor_settings(config)
-    # Several stems ("vocals,other") fit one codebook to all of them: the vocal and the accompaniment are
-    # tokenized with the same tokenizer, as in AudioLM/SingSong.
-    stems = [s.strip() for s in config.stem.split(",") if s.strip()] if config.stem else [None]
-    files = sorted({f for stem in stems for f in list_audio_files(config.data, stem=stem, split=config.split)})
     rng = np.random.default_rng(config.seed)
-    files = [files[i] for i in rng.permutation(len(files))]
-    if config.max_files is not None:
-        files = files[: config.max_files]
-    heldout_count = 0
-    if len(files) >= 2 and config.holdout_fraction > 0:
-        heldout_count = min(len(files) - 1, max(1, round(len(files) * config.holdout_fraction)))
-    heldout_files, train_files = files[:heldout_count], files[heldout_count:]
+    train_files, heldout_files = _split_files(config, rng)
     log.info("semantic tokenizer: %d training files, %d held out", len(train_files), len(heldout_files))
 
     extractor = build_feature_extractor(config.backend, settings, device=config.device)
@@ -156,28 +179,16 @@ def train_semantic_tokenizer(config: SemanticTrainingConfig) -> SemanticTraining
     tokenizer, report = fit_semantic_tokenizer(extractor, train_features, kmeans=kmeans, max_frames=config.max_frames)
     del train_features
 
-    heldout: dict[str, Any] = {}
-    if heldout_files:
-        parts = list(
-            _file_features(
-                extractor,
-                heldout_files,
-                per_file_cap=per_file_cap,
-                rng=rng,
-                progress=config.progress,
-                desc="held-out",
-                skipped=skipped,
-            )
-        )
-        if parts:
-            normalized = tokenizer.normalize(torch.from_numpy(np.concatenate(parts)))
-            tokens, distances = assign(normalized, tokenizer.centroids, return_distances=True)
-            heldout = {
-                "frames": int(tokens.numel()),
-                "mean_distance": float(distances.mean()),
-                **cluster_usage(tokens, config.k).as_dict(),
-            }
-
+    heldout_features = _file_features(
+        extractor,
+        heldout_files,
+        per_file_cap=per_file_cap,
+        rng=rng,
+        progress=config.progress,
+        desc="held-out",
+        skipped=skipped,
+    )
+    heldout = _heldout_usage(tokenizer, list(heldout_features) if heldout_files else [], config.k)
     summary = SemanticTrainingSummary(
         out=config.out,
         files_train=len(train_files) - sum(str(p) in skipped for p in train_files),
