@@ -63,7 +63,14 @@ T = TypeVar("T")
 PROGRESS_INTERVAL_S = 0.25
 INCOMING_MAX_AGE_S = 6 * 3600.0
 WRITE_THREADS = 8
-ORPHAN_SWEEP_INTERVAL_S = 3600.0
+ORPHAN_SWEEP_INTERVAL_S = 600.0
+#: A job directory without a Redis record this old is an orphan. Admission takes milliseconds between
+#: storing an upload and enqueueing it, so ten minutes is ample; an upload whose enqueue met a Redis
+#: outage (and could not be confirmed absent) is left for this sweep.
+ORPHAN_MAX_AGE_S = 600.0
+#: After a failed progress report, skip reports for this long: each failure costs the client's retries,
+#: which would otherwise slow the generation loop down for the whole outage.
+PROGRESS_BACKOFF_S = 5.0
 REDIS_SOCKET_TIMEOUT_S = 10.0
 #: Errors that mean "Redis is unreachable right now" (BusyLoadingError, after a restart, is a ConnectionError).
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -325,6 +332,7 @@ class Worker:
                     self._progress(keys=[self.keys.job(c.job.id)], args=[c.attempt, value], client=pipe)
                 pipe.execute()
             except redis.RedisError as error:
+                last[0] = now + PROGRESS_BACKOFF_S
                 log.warning("worker %s: progress report skipped (%s)", self.name, error)
 
         return report
@@ -503,7 +511,7 @@ class Worker:
             log.info("worker %s: janitor removed %d expired job(s)", self.name, len(expired))
         return len(expired)
 
-    def sweep_orphans(self, max_age_s: float = INCOMING_MAX_AGE_S) -> int:
+    def sweep_orphans(self, max_age_s: float = ORPHAN_MAX_AGE_S) -> int:
         """Delete job directories that have no Redis record: an API process that died between storing an
         upload and enqueueing it, or a record lost with a Redis that ran without persistence. Only old
         directories are considered, so a job being admitted right now is never touched."""
