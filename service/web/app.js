@@ -26,7 +26,8 @@ function clock(seconds) {
 }
 
 function bytes(n) {
-  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`;
+  const mb = n / 1048576;
+  return mb >= 1 ? `${mb.toFixed(mb >= 10 ? 0 : 1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`;
 }
 
 function show(name) {
@@ -365,6 +366,10 @@ async function init() {
   }
   const [config, openapi] = await Promise.all([api.config().catch(() => null), api.openapi()]);
   state.maxSeconds = config ? config.max_seconds : null;
+  if (config) {
+    const minutes = config.max_seconds >= 120 ? `${Math.round(config.max_seconds / 60)} minutes` : `${config.max_seconds} s`;
+    $("limits").textContent = `This service takes vocals of up to ${minutes} and ${bytes(config.max_upload_bytes)}.`;
+  }
   $("key-panel").hidden = Boolean(config) && config.auth === "open";
   options.apply(openapi, config);
   document.body.dataset.ready = "true";
