@@ -258,12 +258,12 @@ def test_record_from_the_microphone(open_page, live, workers, engine, settings_f
     assert count_in[0] == "4…" and count_in[-1] == "1…"  # the count-in came before the recording
     assert page.evaluate("window.loudest") > 0.3  # the meter followed the -23 dBFS microphone
     seconds = float(page.inner_text("#vocal-duration").split(":")[1])
-    assert 2.0 <= seconds < 3.5
+    assert 2.0 <= seconds < 6.0
     assert page.evaluate("document.getElementById('vocal-audio').src").startswith("blob:")
 
     page.click("#submit")
     page.wait_for_selector("body[data-state=result]")
-    assert media_durations(page) == pytest.approx([seconds, seconds], abs=0.3)
+    assert media_durations(page) == pytest.approx([seconds, seconds], abs=0.5)  # timer vs encoded audio
     assert re.search(r"recording-\d{8}-\d{6}\.webm \(\d\.\d s\)", page.inner_text("#settings"))
     assert no_horizontal_scroll(page)
 
@@ -343,12 +343,21 @@ def test_busy_service_retry_after_and_progress(
     page = open_page(server.url)
     page.fill("#api-key", keys[0])
     page.set_input_files("#file", str(vocal))
+    page.evaluate(
+        """() => {
+            const retry = document.getElementById('retry');
+            window.retryStates = [];
+            const log = () => retryStates.push([retry.textContent, retry.disabled]);
+            new MutationObserver(log).observe(retry, {childList: true, attributes: true});
+        }"""
+    )
     page.click("#submit")
     page.wait_for_selector("#error[data-status='429']")
     assert page.inner_text("#error-title") == "Too many requests right now"
     assert page.inner_text("#error-message") == "too many active jobs (1 queued or running, the limit is 1 per key)"
-    assert page.is_disabled("#retry") and page.inner_text("#retry") == "Try again in 1 s"
     page.wait_for_function("() => !document.getElementById('retry').disabled")
+    states = page.evaluate("window.retryStates")
+    assert ["Try again in 1 s", True] in states and states[-1] == ["Try again", False]  # Retry-After: 1
 
     # The second queue place goes to key b; key c then finds the queue full.
     queued.append(submit_directly(keys[1]))
@@ -388,3 +397,26 @@ def test_openapi_bounds_reach_the_form(open_page, live, settings_factory) -> Non
     page.click("#submit")  # the browser's own validation stops it before any upload
     assert page.evaluate("document.getElementById('opt-takes').validity.rangeOverflow")
     assert page.get_attribute("body", "data-state") == "idle"
+
+
+def test_the_browser_enforces_the_policy(browser: Browser, live, settings_factory) -> None:
+    """Negative control for the CSP checks above: an injected inline script is refused, and said so."""
+    server = live(settings_factory(auth="open"))
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        console = Console(page)
+        page.goto(server.url)
+        page.wait_for_selector("body[data-ready=true]")
+        page.evaluate(
+            """() => {
+                const script = document.createElement('script');
+                script.textContent = 'window.injected = true';
+                document.head.append(script);
+            }"""
+        )
+        page.wait_for_function("() => document.readyState === 'complete'")
+        assert page.evaluate("window.injected") is None
+        assert any("inline script" in p and "Content Security Policy" in p for p in console.problems), console.problems
+    finally:
+        context.close()
