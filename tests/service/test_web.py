@@ -382,8 +382,9 @@ def test_busy_service_retry_after_and_progress(
     assert media_durations(page) == pytest.approx([2.0, 2.0], abs=0.05)
 
 
-def test_openapi_bounds_reach_the_form(open_page, live, settings_factory) -> None:
-    server = live(settings_factory(auth="open", max_takes=3))
+def test_options_queue_position_and_cancel(open_page, live, settings_factory, tmp_path: Path) -> None:
+    """The form's bounds come from the API's schema and limits; a queued job shows its place; Cancel works."""
+    server = live(settings_factory(auth="open", max_takes=3))  # no worker: jobs stay queued
     page = open_page(server.url)
     bounds = page.evaluate(
         "['opt-takes','opt-temperature','opt-guidance'].map(id => [document.getElementById(id).min,"
@@ -397,6 +398,20 @@ def test_openapi_bounds_reach_the_form(open_page, live, settings_factory) -> Non
     page.click("#submit")  # the browser's own validation stops it before any upload
     assert page.evaluate("document.getElementById('opt-takes').validity.rangeOverflow")
     assert page.get_attribute("body", "data-state") == "idle"
+
+    vocal = write_vocal(tmp_path / "v.wav", seconds=1.0)
+    assert httpx.post(f"{server.url}/v1/jobs", files={"audio": ("first.wav", vocal.read_bytes())}).status_code == 202
+    page.fill("#opt-takes", "1")
+    page.set_input_files("#file", str(vocal))
+    with page.expect_response(lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST") as submitted:
+        page.click("#submit")
+    job_id = submitted.value.json()["id"]
+    page.wait_for_function(
+        "() => document.getElementById('status-text').textContent === 'Waiting in the queue: position 2'"
+    )
+    page.click("#cancel")
+    page.wait_for_selector("body[data-state=idle]")
+    wait_for(lambda: httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["status"] == "cancelled")
 
 
 def test_the_browser_enforces_the_policy(browser: Browser, live, settings_factory) -> None:
