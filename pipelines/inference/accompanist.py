@@ -5,11 +5,12 @@
 
 Steps for a batch (SingSong, Donahue et al. 2023, Fig. 1):
 
-1. **Featurise** each vocal: downmix, resample to the tokenizers' rates, add white noise at the model's
-   `vocal_noise_snr_db` (SingSong's fix for the gap between separated training vocals and clean real
-   vocals; on by default, as in training), and tokenize into the condition streams the cascade was trained
-   on (`S` semantic, `SA` semantic + coarse acoustic, `M` melodic bottleneck). Vocals of different lengths
-   are zero-padded to the longest (silence is in-distribution: rests) and the outputs cropped back.
+1. **Featurise** each vocal exactly as the token cache did for training (`pipelines.tokens.featurize`):
+   downmix, resample to the tokenizers' rates, add white noise at the model's `vocal_noise_snr_db`
+   (SingSong's fix for the gap between separated training vocals and clean real vocals; on by default, as
+   in training), and tokenize into the condition streams the cascade was trained on (`S` semantic, `SA`
+   semantic + coarse acoustic, `M` melodic bottleneck). Vocals of different lengths are zero-padded to the
+   longest (silence is in-distribution: rests) and the outputs cropped back.
 2. **Generate** instrumental codec codes with the cascade — one batched call per distinct sampling setting,
    with every take as a batch row and its own seed.
 3. **Decode** with the codec, resample to the vocal's sample rate, match its channels and exact length.
@@ -18,7 +19,6 @@ Steps for a batch (SingSong, Donahue et al. 2023, Fig. 1):
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +34,8 @@ from models.tokenizer import AudioTokenizer
 from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
 from pipelines.inference.mixing import MixSettings, mix
 from pipelines.inference.model_dir import ModelDirectoryError, check_compatibility, read_manifest
+from pipelines.tokens.featurize import Featurizer, encode
+from pipelines.tokens.streams import StreamName
 
 
 @contextmanager
@@ -110,52 +112,40 @@ class Accompanist(AccompanimentEngine):
         return cls(cascade, codec, semantic, vocal_noise_snr_db=manifest.vocal_noise_snr_db, device=device)
 
     # ------------------------------------------------------------------------------------------ features
-    def _tokenizer_for(self, stream: str) -> AudioTokenizer:
-        kind = stream.partition(".")[2].removesuffix("_noisy")
-        tokenizer = {"semantic": self.semantic, "melody": self.melody, "coarse": self.codec}.get(kind)
+    def _tokenizer_for(self, stream: StreamName) -> AudioTokenizer:
+        tokenizer = {"semantic": self.semantic, "melody": self.melody, "codec": self.codec}[stream.tokenizer]
         if tokenizer is None:
-            raise ModelDirectoryError(f"no tokenizer for condition stream {stream!r}")
+            raise ModelDirectoryError(f"no tokenizer for condition stream {stream}")
         return tokenizer
 
-    def _trained_on_noisy(self, stream: str) -> bool:
+    def _trained_on_noisy(self, stream: StreamName) -> bool:
         """Whether any stage's training notes say `stream` was read from its noisy twin."""
         for stage in self.cascade.stages.values():
-            note = stage.training_notes.get("condition_noise", {}).get(stream, {})
+            note = stage.training_notes.get("condition_noise", {}).get(str(stream), {})
             if float(note.get("probability", 0.0)) > 0:
                 return True
         return False
 
     def featurize(self, vocals: Sequence[Audio], seeds: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Condition tokens `{stream: [B, K, F]}` for the cascade (noise added as the model was trained)."""
-        streams = list(self.cascade.condition_streams)
+        """Condition tokens `{stream: [B, K, F]}` for the cascade (noise added as the model was trained).
+
+        The token cache's featurisation (`pipelines.tokens.featurize`) with the take's seed as the noise key:
+        a vocal featurised here with seed s gets the tokens the cache stores for it as item "s".
+        """
+        clips = [Featurizer(v.samples, v.sample_rate, key=seed) for v, seed in zip(vocals, seeds, strict=True)]
         conditions: dict[str, torch.Tensor] = {}
-        by_rate: dict[tuple[int, bool], torch.Tensor] = {}
-        for stream in streams:
+        for name in self.cascade.condition_streams:
+            stream = StreamName.parse(name)
             tokenizer = self._tokenizer_for(stream)
             # Semantic and melody streams always get the noise (training reads their noisy twins). The vocal's
             # acoustic tokens get it when training did: caches made before `vocals.coarse_noisy` existed had
             # only clean ones, and a model trained on those must see clean ones here too.
-            noisy = self.vocal_noise_snr_db is not None and (
-                not stream.endswith(".coarse") or self._trained_on_noisy(stream)
-            )
-            rate = tokenizer.sample_rate
-            key = (rate, noisy)
-            if key not in by_rate:
-                waves = [resample(v.samples.mean(axis=0), v.sample_rate, rate) for v in vocals]
-                length = max(w.shape[-1] for w in waves)
-                batch = np.zeros((len(waves), 1, length), np.float32)
-                for i, (wave, seed) in enumerate(zip(waves, seeds, strict=True)):
-                    batch[i, 0, : wave.shape[-1]] = wave
-                    if noisy:
-                        rms = float(np.sqrt(np.mean(wave**2))) + 1e-8
-                        noise = np.random.default_rng(zlib.crc32(f"noise-{seed}".encode())).standard_normal(length)
-                        batch[i, 0] += (noise * rms * 10 ** (-self.vocal_noise_snr_db / 20)).astype(np.float32)
-                by_rate[key] = torch.from_numpy(batch).to(self.device)
-            with torch.inference_mode():
-                codes = tokenizer.encode(by_rate[key])
-            if stream.endswith(".coarse"):
+            noisy = not stream.acoustic or self._trained_on_noisy(stream)
+            snr = self.vocal_noise_snr_db if noisy else None
+            codes = encode(tokenizer, [clip.audio(tokenizer, stream, snr) for clip in clips], self.device)
+            if stream.kind == "coarse":
                 codes = codes[:, : self.cascade.num_coarse_levels]
-            conditions[stream] = codes
+            conditions[name] = codes
         return conditions
 
     # ---------------------------------------------------------------------------------------- generation

@@ -22,6 +22,7 @@ from typing import Any
 
 from core.errors import SingsongError
 from models.tokenizer import AudioTokenizer
+from pipelines.tokens.streams import StreamName, StreamNameError
 
 MANIFEST = "singsong.json"
 FORMAT = "singsong-model"
@@ -97,23 +98,22 @@ def check_compatibility(
     problems: list[str] = []
     acoustic_codebooks = 0
     for name, spec in stream_specs.items():
-        source, _, kind = name.partition(".")
-        kind = kind.removesuffix("_noisy")
-        tokenizer_name = {"semantic": "semantic", "melody": "melody", "coarse": "codec", "fine": "codec"}.get(kind)
-        if tokenizer_name is None:
-            problems.append(f"stream {name}: unknown stream kind")
+        try:
+            stream = StreamName.parse(name)
+        except StreamNameError as error:
+            problems.append(str(error))
             continue
-        tokenizer = tokenizers.get(tokenizer_name)
-        if tokenizer is None and source == "instrumental" and kind == "semantic":
+        tokenizer = tokenizers.get(stream.tokenizer)
+        if tokenizer is None and stream.source == "instrumental" and stream.kind == "semantic":
             continue  # generated and consumed inside the cascade: no tokenizer needed at inference
         if tokenizer is None:
-            problems.append(f"stream {name} needs a {tokenizer_name} tokenizer, but the model has none")
+            problems.append(f"stream {name} needs a {stream.tokenizer} tokenizer, but the model has none")
             continue
         _expect(problems, f"{name} frame rate", spec["frame_rate"], tokenizer.frame_rate)
         _expect(problems, f"{name} vocabulary size", spec["cardinality"], tokenizer.cardinality)
-        if kind == "semantic" or kind == "melody":
+        if not stream.acoustic:
             _expect(problems, f"{name} codebooks", spec["codebooks"], tokenizer.num_codebooks)
-        if source == "instrumental" and kind in ("coarse", "fine"):
+        if stream.source == "instrumental" and stream.acoustic:
             acoustic_codebooks += spec["codebooks"]
         if name == "instrumental.coarse":
             _expect(problems, "coarse levels", spec["codebooks"], num_coarse_levels)

@@ -9,11 +9,12 @@ its `train.bin`) into one file per *stream*::
         vocals.semantic.bin        uint16, frame-major [total_frames, K]: appending an item is one write
         vocals.semantic_noisy.bin  ... (one file per stream)
 
-Streams name an audio source, a tokenizer and a slice of its codebooks: instrumental semantic tokens, the
-instrumental codec's coarse and fine levels, and the vocal conditioning streams (semantic tokens of the
-clean vocal, of the vocal with white noise added — SingSong's augmentation against separation artefacts —
-the vocal's coarse acoustic tokens for the `SA` featurisation, and the melodic bottleneck of `models.melody`
-for the `M` featurisation).
+Streams (named `SOURCE.KIND[_noisy]`, `streams.py`) name an audio source, a tokenizer and a slice of its
+codebooks: instrumental semantic tokens, the instrumental codec's coarse and fine levels, and the vocal
+conditioning streams (semantic tokens of the clean vocal, of the vocal with white noise added — SingSong's
+augmentation against separation artefacts, featurised by `featurize.py` exactly as the accompanist does at
+inference — the vocal's coarse acoustic tokens for the `SA` featurisation, and the melodic bottleneck of
+`models.melody` for the `M` featurisation).
 
 Resuming: an item counts as done once its index line is written, and the index line is written after its
 tokens. On start the stream files are truncated to the end of the last indexed item, which discards the
@@ -27,20 +28,20 @@ import hashlib
 import json
 import logging
 import os
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from core.audio import AudioError, load_audio, resample
+from core.audio import AudioError, load_audio
 from core.datasets import MANIFEST_NAME, read_manifest
 from core.errors import SingsongError
 from models.tokenizer import AudioTokenizer
+from pipelines.tokens.featurize import Featurizer, encode
+from pipelines.tokens.streams import StreamName
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,27 @@ class StreamSpec:
     noise_snr_db: float | None = None  # white noise added to the source before tokenizing
 
 
+def stream_spec(
+    name: str, first_level: int = 0, last_level: int | None = None, noise_snr_db: float | None = None
+) -> StreamSpec:
+    """A cache stream from its name (`streams.StreamName`): the source and the tokenizer follow from it."""
+    parsed = StreamName.parse(name)
+    return StreamSpec(name, parsed.source, parsed.tokenizer, first_level, last_level, noise_snr_db)
+
+
 def default_streams(num_coarse_levels: int, vocal_noise_snr_db: float = 20.0) -> list[StreamSpec]:
     """The streams the cascade's featurisations and stages read."""
+    noisy = vocal_noise_snr_db
     return [
-        StreamSpec("vocals.semantic", "vocals", "semantic"),
-        StreamSpec("vocals.semantic_noisy", "vocals", "semantic", noise_snr_db=vocal_noise_snr_db),
-        StreamSpec("vocals.coarse", "vocals", "codec", 0, num_coarse_levels),
-        StreamSpec("vocals.coarse_noisy", "vocals", "codec", 0, num_coarse_levels, noise_snr_db=vocal_noise_snr_db),
-        StreamSpec("vocals.melody", "vocals", "melody"),
-        StreamSpec("vocals.melody_noisy", "vocals", "melody", noise_snr_db=vocal_noise_snr_db),
-        StreamSpec("instrumental.semantic", "instrumental", "semantic"),
-        StreamSpec("instrumental.coarse", "instrumental", "codec", 0, num_coarse_levels),
-        StreamSpec("instrumental.fine", "instrumental", "codec", num_coarse_levels, None),
+        stream_spec("vocals.semantic"),
+        stream_spec("vocals.semantic_noisy", noise_snr_db=noisy),
+        stream_spec("vocals.coarse", 0, num_coarse_levels),
+        stream_spec("vocals.coarse_noisy", 0, num_coarse_levels, noise_snr_db=noisy),
+        stream_spec("vocals.melody"),
+        stream_spec("vocals.melody_noisy", noise_snr_db=noisy),
+        stream_spec("instrumental.semantic"),
+        stream_spec("instrumental.coarse", 0, num_coarse_levels),
+        stream_spec("instrumental.fine", num_coarse_levels, None),
     ]
 
 
@@ -155,13 +165,6 @@ def tokenizer_fingerprint(tokenizer: AudioTokenizer, directory: str | Path | Non
         # Weight-free tokenizers (the melody bottleneck) are defined by their settings instead.
         "settings": tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else None,
     }
-
-
-def _white_noise(audio: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
-    """`audio` plus white noise `snr_db` below the audio's RMS (deterministic per seed)."""
-    rms = float(np.sqrt(np.mean(audio**2))) + 1e-8
-    noise = np.random.default_rng(seed).standard_normal(audio.shape).astype(np.float32)
-    return audio + noise * np.float32(rms * 10 ** (-snr_db / 20))
 
 
 class TokenCacheWriter:
@@ -250,28 +253,15 @@ class TokenCacheWriter:
             with (self.directory / f"{spec.name}.bin").open("ab") as handle:
                 handle.truncate(self._ends[spec.name] * row_bytes)
 
-    def _encode(self, tokenizer: AudioTokenizer, audio: np.ndarray) -> np.ndarray:
-        wav = torch.from_numpy(audio).to(self.device)[None]  # [1, C, T]
-        with torch.inference_mode():
-            codes = tokenizer.encode(wav)[0]  # [K, F]
-        return codes.cpu().numpy()
-
     def add(self, item: PairSource) -> None:
         """Encode one item into every stream, then commit its index line."""
-        audio = _load_pair(item)  # {"vocals": (samples [C, T], sr), "instrumental": ...}
+        # The same featurisation as the accompanist's at inference (featurize.py), keyed by the item id.
+        sources = {name: Featurizer(samples, sr, key=item.id) for name, (samples, sr) in _load_pair(item).items()}
         encoded: dict[str, np.ndarray] = {}
-        resampled: dict[tuple[str, str], np.ndarray] = {}
         for spec in self.streams:
             tokenizer = self.tokenizers[spec.tokenizer]
-            key = (spec.source, spec.tokenizer)
-            if key not in resampled:
-                samples, sr = audio[spec.source]
-                samples = samples.mean(axis=0, keepdims=True) if tokenizer.channels == 1 else samples
-                resampled[key] = resample(samples, sr, tokenizer.sample_rate).astype(np.float32)
-            source = resampled[key]
-            if spec.noise_snr_db is not None:
-                source = _white_noise(source, spec.noise_snr_db, zlib.crc32(f"{item.id}/{spec.name}".encode()))
-            codes = self._encode(tokenizer, source)
+            audio = sources[spec.source].audio(tokenizer, StreamName.parse(spec.name), spec.noise_snr_db)
+            codes = encode(tokenizer, [audio], self.device)[0].cpu().numpy()  # [K, F]
             if spec.tokenizer == "codec":
                 codes = codes[spec.first_level : spec.last_level]
             encoded[spec.name] = np.ascontiguousarray(codes.T.astype(DTYPE))  # [F, K]

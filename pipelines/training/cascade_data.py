@@ -29,11 +29,9 @@ from core.errors import SingsongError
 from models.cascade.patterns import frames_per_step, grid_rate
 from models.cascade.stage import StageConfig, StreamInfo
 from pipelines.tokens.reader import TokenCache
+from pipelines.tokens.streams import StreamName
 
 log = logging.getLogger(__name__)
-
-#: Suffix of the noise-augmented twin of a vocal stream in the cache (`vocals.semantic_noisy`, ...).
-NOISY_SUFFIX = "_noisy"
 
 
 def cache_streams(cache: TokenCache) -> dict[str, StreamInfo]:
@@ -65,7 +63,8 @@ class WindowSampler:
             if cache_streams(cache)[info.name] != info:
                 raise SingsongError(f"{cache.directory}: stream {info.name} differs from the model's ({info})")
         # The vocal (guided) condition streams with a noisy twin in the cache; the others stay clean.
-        self.noisy = {name: name + NOISY_SUFFIX for name in config.guided if name + NOISY_SUFFIX in cache.streams}
+        twins = {name: str(StreamName.parse(name).noisy_twin) for name in config.guided}
+        self.noisy = {name: twin for name, twin in twins.items() if twin in cache.streams}
         if noise_prob > 0 and not self.noisy and config.guided:
             log.warning("%s has no noisy twin of %s: training on clean vocals", cache.directory, list(config.guided))
         self.noise_prob = noise_prob if self.noisy else 0.0
