@@ -48,7 +48,6 @@ from pipelines.corpus.voice import VoiceTimbre, render_vocal
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
-SPLITS = ("train", "valid", "test")
 PEAK_CEILING = 0.89  # -1 dBFS: headroom for lossy re-encoding and later resampling overshoot
 TARGET_LUFS = -16.0
 

@@ -20,9 +20,8 @@ can shard the manifest freely. It costs disk (16-bit FLAC, 44.1 kHz stereo: ~0.5
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,6 @@ class PairEntry:
     stats: dict[str, Any] = field(default_factory=dict)
     track: str = ""  # key of the source track
     window: int = 0  # index of the window in its track: start == window * hop
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=False)
 
 
 def read_pairs(manifest: str | Path, *, split: str | None = None, resolve: bool = True) -> Iterator[PairEntry]:

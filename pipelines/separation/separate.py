@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -472,10 +472,6 @@ def _heartbeat(queue: Any, held: dict[str, Any], claim_timeout: float) -> Any:
             last[0] = now
 
     return beat
-
-
-def summary_dict(summary: SeparationSummary) -> dict[str, Any]:
-    return {**asdict(summary), "realtime_factor": summary.realtime_factor}
 
 
 __all__ = [

@@ -14,7 +14,7 @@ from service.testing import TinyEngine
 from tests.service.conftest import LiveServer, write_vocal
 
 
-def run_batch(monkeypatch, *argv: str) -> int:
+def run_batch(*argv: str) -> int:
     return cli.main(["batch", *argv])
 
 
@@ -41,7 +41,7 @@ def test_local_batch_is_batched_and_resumable(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(TinyEngine, "accompany_batch", recording)
 
-    status = run_batch(monkeypatch, str(in_dir), str(out_dir), *engine_args, "--takes", "2", "--seed", "3")
+    status = run_batch(str(in_dir), str(out_dir), *engine_args, "--takes", "2", "--seed", "3")
     assert status == 1  # broken.wav failed; the others were done
     assert batch_sizes == [3]  # one engine call for the three vocals
     out = capsys.readouterr()
@@ -58,21 +58,21 @@ def test_local_batch_is_batched_and_resumable(tmp_path, monkeypatch, capsys):
 
     before = {p: p.stat().st_mtime_ns for p in out_dir.rglob("*.wav")}
     (out_dir / "a.take1.mix.wav").unlink()  # an interrupted run: one output missing
-    run_batch(monkeypatch, str(in_dir), str(out_dir), *engine_args, "--takes", "2", "--seed", "3")
+    run_batch(str(in_dir), str(out_dir), *engine_args, "--takes", "2", "--seed", "3")
     assert "1 accompanied, 2 already done, 1 failed" in capsys.readouterr().out
     after = {p: p.stat().st_mtime_ns for p in out_dir.rglob("*.wav")}
     assert all(after[p] == t for p, t in before.items() if not p.name.startswith("a."))  # others untouched
     assert (out_dir / "a.take1.mix.wav").exists()
 
 
-def test_remote_batch_through_the_service(settings, rclient, workers, engine, tmp_path, monkeypatch, capsys):
+def test_remote_batch_through_the_service(settings, rclient, workers, engine, tmp_path, capsys):
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
     make_inputs(in_dir)
     key, _owner = create_key(rclient, Keys(settings.redis_prefix), "batch-cli")
     workers.start(settings, engine)
     with LiveServer(settings) as live:
         args = [str(in_dir), str(out_dir), "--server", live.url, "--api-key", key, "--quiet", "--format", "flac"]
-        status = run_batch(monkeypatch, *args)
+        status = run_batch(*args)
         out = capsys.readouterr()
         assert status == 1 and "3 accompanied, 0 already done, 1 failed" in out.out
         assert "broken.wav: HTTP 422" in out.err
@@ -83,5 +83,5 @@ def test_remote_batch_through_the_service(settings, rclient, workers, engine, tm
         np.testing.assert_allclose(mix, vocal + accompaniment, atol=1e-3)
         # downloaded jobs were deleted on the server
         assert list((settings.storage_dir / "jobs").iterdir()) == []
-        assert run_batch(monkeypatch, *args) == 1  # broken.wav is retried (it has no outputs); the rest skipped
+        assert run_batch(*args) == 1  # broken.wav is retried (it has no outputs); the rest skipped
         assert "0 accompanied, 3 already done, 1 failed" in capsys.readouterr().out
