@@ -14,6 +14,7 @@ const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const POLL_MS = [300, 500, 800, 1000]; // quick first looks (short jobs), then once a second
 const NETWORK_RETRIES = 5;
+const JOB_STORAGE = "singsong.job"; // per tab: a reload (or a phone discarding the tab) finds its job again
 
 const api = new Api(() => $("api-key").value.trim());
 const options = new Options();
@@ -55,7 +56,16 @@ function setVocal(blob, name, seconds) {
 }
 
 $("vocal-audio").addEventListener("loadedmetadata", (event) => {
-  const duration = event.target.duration; // Infinity for MediaRecorder's webm: the recording timer knows better
+  const audio = event.target;
+  if (audio.duration === Infinity) {
+    // MediaRecorder's webm has no duration in its header; seeking past the end makes the browser find it
+    // (and gives the replay control a usable seek bar).
+    audio.addEventListener("durationchange", () => (audio.currentTime = 0), { once: true });
+    audio.currentTime = 1e101;
+  }
+});
+$("vocal-audio").addEventListener("durationchange", (event) => {
+  const duration = event.target.duration;
   if (Number.isFinite(duration) && duration > 0) $("vocal-duration").textContent = clock(duration);
 });
 $("vocal-audio").addEventListener("error", () => {
@@ -149,8 +159,9 @@ $("record").addEventListener("click", () => (recorder.state === "idle" ? startRe
 
 // ------------------------------------------------------------------------------------------- the job
 async function send() {
+  if (!state.vocal) return show("idle"); // e.g. "Try again" after a reload: the vocal stayed on the old page
   const fields = options.fields();
-  if (!fields || !state.vocal) return;
+  if (!fields) return;
   const run = ++state.run;
   const form = new FormData();
   form.append("audio", state.vocal.blob, state.vocal.name);
@@ -175,10 +186,12 @@ function progress(text, value) {
 
 async function follow(job, run) {
   state.job = job;
+  remember(job.id);
   let polls = 0;
   let failures = 0;
   while (run === state.run) {
     if (job.status === "succeeded") return showResult(job, run);
+    if (job.status === "failed" || job.status === "cancelled") remember("");
     if (job.status === "failed") throw new JobFailed(job);
     if (job.status === "cancelled") return show("idle");
     if (job.status === "queued") {
@@ -201,6 +214,40 @@ async function follow(job, run) {
         await sleep(500 * 2 ** failures);
       } else throw error;
     }
+  }
+}
+
+function remember(id) {
+  try {
+    if (id) sessionStorage.setItem(JOB_STORAGE, id);
+    else sessionStorage.removeItem(JOB_STORAGE);
+  } catch {
+    /* storage disabled: no resuming */
+  }
+}
+
+function remembered() {
+  try {
+    return sessionStorage.getItem(JOB_STORAGE) || "";
+  } catch {
+    return "";
+  }
+}
+
+/** After a reload: follow this tab's last job again (or show its result). */
+async function resume(id) {
+  const run = ++state.run;
+  state.started = Date.now();
+  progress("Looking up your last job…", 0);
+  show("working");
+  try {
+    await follow(await api.job(id), run);
+  } catch (error) {
+    if (run !== state.run) return;
+    if (error.status === 404) {
+      remember(""); // expired or deleted meanwhile: nothing to resume
+      show("idle");
+    } else fail(error);
   }
 }
 
@@ -245,6 +292,7 @@ $("retry").addEventListener("click", send);
 $("cancel").addEventListener("click", async () => {
   const job = state.job;
   state.run++;
+  remember("");
   show("idle");
   if (job) await api.cancel(job.id).catch(() => {});
 });
@@ -298,10 +346,11 @@ async function loadTake(job, index, run) {
   describe(job, take);
   $("result").dataset.take = String(index);
   show("result");
-  state.vocalBuffer = state.vocalBuffer || (await decode(state.vocal.blob));
+  if (state.vocal) state.vocalBuffer = state.vocalBuffer || (await decode(state.vocal.blob));
+  const missing = state.vocal ? "cannot be drawn in this browser" : "not kept after a reload";
   wave.show([
-    { buffer: state.vocalBuffer, color: "--vocal", label: "vocal" },
-    { buffer: await decode(acc.blob), color: "--acc", label: "accompaniment" },
+    { buffer: state.vocalBuffer, color: "--vocal", label: "vocal", missing },
+    { buffer: await decode(acc.blob), color: "--acc", label: "accompaniment", missing: "cannot be drawn in this browser" },
   ]);
 }
 
@@ -335,6 +384,7 @@ $("reuse").addEventListener("click", () => {
 
 $("again").addEventListener("click", () => {
   state.run++;
+  remember("");
   clearResult();
   state.vocal = null;
   $("vocal-preview").hidden = true;
@@ -373,6 +423,7 @@ async function init() {
   $("key-panel").hidden = Boolean(config) && config.auth === "open";
   options.apply(openapi, config);
   document.body.dataset.ready = "true";
+  if (remembered()) resume(remembered());
 }
 
 init();

@@ -68,7 +68,7 @@ export class WavePicture {
     new ResizeObserver(() => this.layout()).observe(canvas);
   }
 
-  /** Lanes: [{buffer: AudioBuffer | null, color: CSS custom property, label}]. */
+  /** Lanes: [{buffer: AudioBuffer | null, color: CSS custom property, label, missing: why no buffer}]. */
   show(lanes) {
     this.lanes = lanes;
     this.duration = Math.max(0, ...lanes.filter((l) => l.buffer).map((l) => l.buffer.duration));
@@ -116,7 +116,7 @@ export class WavePicture {
         }
       }
       g.fillStyle = style.getPropertyValue("--ink").trim() || "#000";
-      g.fillText(lane.buffer ? lane.label : `${lane.label}: cannot be drawn in this browser`, 6 * ratio, top + 14 * ratio);
+      g.fillText(lane.buffer ? lane.label : `${lane.label}: ${lane.missing}`, 6 * ratio, top + 14 * ratio);
     });
     if (this.duration > 0) this.axis(g, style, width, height, axis, ratio);
     return off;

@@ -383,7 +383,8 @@ def test_busy_service_retry_after_and_progress(
 
 
 def test_options_queue_position_and_cancel(open_page, live, settings_factory, tmp_path: Path) -> None:
-    """The form's bounds come from the API's schema and limits; a queued job shows its place; Cancel works."""
+    """The form's bounds come from the API's schema and limits; a queued job shows its place, survives a
+    reload, and Cancel withdraws it."""
     server = live(settings_factory(auth="open", max_takes=3))  # no worker: jobs stay queued
     page = open_page(server.url)
     bounds = page.evaluate(
@@ -406,12 +407,16 @@ def test_options_queue_position_and_cancel(open_page, live, settings_factory, tm
     with page.expect_response(lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST") as submitted:
         page.click("#submit")
     job_id = submitted.value.json()["id"]
-    page.wait_for_function(
-        "() => document.getElementById('status-text').textContent === 'Waiting in the queue: position 2'"
-    )
+    in_queue = "() => document.getElementById('status-text').textContent === 'Waiting in the queue: position 2'"
+    page.wait_for_function(in_queue)
+    page.reload()  # a reload (or a phone discarding the tab) finds the job again
+    page.wait_for_function(in_queue)
     page.click("#cancel")
     page.wait_for_selector("body[data-state=idle]")
     wait_for(lambda: httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["status"] == "cancelled")
+    page.reload()  # a cancelled job is not resumed
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.get_attribute("body", "data-state") == "idle"
 
 
 def test_the_browser_enforces_the_policy(browser: Browser, live, settings_factory) -> None:
