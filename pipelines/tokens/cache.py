@@ -256,7 +256,7 @@ class TokenCacheWriter:
     def add(self, item: PairSource) -> None:
         """Encode one item into every stream, then commit its index line."""
         # The same featurisation as the accompanist's at inference (featurize.py), keyed by the item id.
-        sources = {name: Featurizer(samples, sr, key=item.id) for name, (samples, sr) in _load_pair(item).items()}
+        sources = {name: Featurizer(samples, sr, key=item.id) for name, (samples, sr) in load_pair(item).items()}
         encoded: dict[str, np.ndarray] = {}
         for spec in self.streams:
             tokenizer = self.tokenizers[spec.tokenizer]
@@ -284,7 +284,8 @@ class TokenCacheWriter:
         self.done.add(item.id)
 
 
-def _load_pair(item: PairSource) -> dict[str, tuple[np.ndarray, int]]:
+def load_pair(item: PairSource) -> dict[str, tuple[np.ndarray, int]]:
+    """`{"vocals": (samples [C, T], sr), "instrumental": ...}`, trimmed to a common length."""
     vocals = load_audio(item.vocals)
     sr = vocals.sample_rate
     if item.subtract_vocals_from is not None:

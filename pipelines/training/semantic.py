@@ -84,35 +84,57 @@ def _extractor_settings(config: SemanticTrainingConfig) -> dict[str, Any]:
 
 
 def _file_features(extractor, files, *, per_file_cap, rng, progress: bool, desc: str, skipped: list[str]):
-    """Yield `[F_i, D]` float32 feature arrays, one per readable file (at most `per_file_cap` frames each)."""
+    """Yield `[F_i, D]` float32 feature arrays, one per readable file (at most `per_file_cap` frames each).
+
+    A file is an audio path, or a `PairSource` whose instrumental (the sum of its accompaniment stems) is read.
+    """
     import torch
     from tqdm import tqdm
 
-    from core.audio import load_audio
+    from core.audio import load_audio, resample, to_mono
     from core.audio_errors import AudioError
+    from pipelines.tokens.cache import PairSource, load_pair
 
     for path in tqdm(files, desc=desc, unit="file", disable=not progress):
         try:
-            audio = load_audio(path, sample_rate=extractor.sample_rate, channels=1)
+            if isinstance(path, PairSource):
+                samples, rate = load_pair(path)["instrumental"]
+                samples = resample(to_mono(samples), rate, extractor.sample_rate).astype("float32")
+            else:
+                samples = load_audio(path, sample_rate=extractor.sample_rate, channels=1).samples
         except AudioError as error:
             log.warning("skipping %s: %s", path, error)
             skipped.append(str(path))
             continue
-        wav = torch.from_numpy(audio.samples).unsqueeze(0)  # [1, 1, T]
+        wav = torch.from_numpy(samples).unsqueeze(0)  # [1, 1, T]
         frames = extractor.extract(wav)[0].cpu().numpy()  # [F, D]
         if per_file_cap is not None and frames.shape[0] > per_file_cap:
             frames = frames[sorted(rng.choice(frames.shape[0], size=per_file_cap, replace=False))]
         yield frames
 
 
-def _split_files(config: SemanticTrainingConfig, rng: Any) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files): the source's files shuffled by the seed, at most `max_files`."""
+def _split_files(config: SemanticTrainingConfig, rng: Any) -> tuple[list[Any], list[Any]]:
+    """(training files, held-out files): the source's files shuffled by the seed, at most `max_files`.
+
+    The stem `instrumental` stands for each song's accompaniment (drums + bass + other of a stem corpus, or the
+    instrumental of a pairs manifest), as the token cache forms it: `PairSource` items instead of paths.
+    """
     from core.datasets import list_audio_files
+    from pipelines.tokens.cache import pair_sources
 
     # Several stems ("vocals,other") fit one codebook to all of them: the vocal and the accompaniment are
     # tokenized with the same tokenizer, as in AudioLM/SingSong.
     stems = [s.strip() for s in config.stem.split(",") if s.strip()] if config.stem else [None]
-    files = sorted({f for stem in stems for f in list_audio_files(config.data, stem=stem, split=config.split)})
+    files: list[Any] = sorted(
+        {
+            f
+            for stem in stems
+            if stem != "instrumental"
+            for f in list_audio_files(config.data, stem=stem, split=config.split)
+        }
+    )
+    if "instrumental" in stems:
+        files += pair_sources(config.data, splits=[config.split] if config.split else None)
     files = [files[i] for i in rng.permutation(len(files))]
     if config.max_files is not None:
         files = files[: config.max_files]

@@ -105,3 +105,23 @@ def test_errors(corpus, tmp_path):
     with pytest.raises(SingsongError, match="no audio files"):
         train_semantic_tokenizer(SemanticTrainingConfig(data=corpus, out=tmp_path / "x", stem="drums"))
     assert not (tmp_path / "x").exists()
+
+
+def test_instrumental_stem_fits_harmony_tokens_on_the_accompaniment(tiny_corpus, tmp_path):
+    """`--stem instrumental` reads drums + bass + other of each song (as the token cache forms it)."""
+    config = SemanticTrainingConfig(
+        data=tiny_corpus,
+        out=tmp_path / "harmony",
+        stem="instrumental",
+        split=None,
+        backend="harmony",
+        k=4,
+        seed=0,
+        holdout_fraction=0.25,
+        progress=False,
+    )
+    summary = train_semantic_tokenizer(config)
+    assert summary.files_train == 3 and summary.files_heldout == 1 and not summary.files_skipped
+    assert summary.fit["frames_available"] == 3 * 100  # 4 s at 25 Hz per song
+    tokenizer = load_semantic_tokenizer(tmp_path / "harmony")
+    assert tokenizer.extractor.backend == "harmony" and tokenizer.cardinality == 4
