@@ -13,7 +13,7 @@ FROM ${CUDA_IMAGE} AS base-gpu
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        python3.11 python3.11-venv ffmpeg ca-certificates \
+        python3.11 python3.11-venv ffmpeg rubberband-cli ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 # PyPI's default torch wheel for Linux is the CUDA build, which is what this image is for.
 ENV PYTHON=python3.11 TORCH_INDEX_URL=https://pypi.org/simple
@@ -21,7 +21,7 @@ ENV PYTHON=python3.11 TORCH_INDEX_URL=https://pypi.org/simple
 FROM ${PYTHON_IMAGE} AS base-cpu
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg rubberband-cli \
     && rm -rf /var/lib/apt/lists/*
 # The CPU wheel index: PyPI's default torch pulls several GB of CUDA libraries a CPU host cannot use.
 # (Only torch comes from there; `pip install .` then finds torch==2.13.0 satisfied and leaves it.)

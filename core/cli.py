@@ -32,6 +32,7 @@ GROUPS: dict[str, str] = {
 #: Modules exposing `register(groups: dict[str, argparse._SubParsersAction]) -> None`.
 COMMAND_MODULES: list[str] = [
     "pipelines.corpus.cli",
+    "pipelines.inference.retrieval_library",
     "pipelines.separation.cli",
     "pipelines.training.separator",
     "pipelines.evaluation.separator",

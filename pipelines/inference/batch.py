@@ -1,8 +1,8 @@
 """`singsong batch IN_DIR OUT_DIR`: accompany every vocal in a folder, locally or through a running service.
 
-* **Local** (default): loads the engine in-process (`--engine module:factory`, default $SINGSONG_ENGINE),
-  sorts the vocals by duration and runs them through `accompany_batch` `--batch-size` at a time, so similar
-  lengths share a forward pass exactly as on the service's workers. No Redis involved.
+* **Local** (default): loads the engine in-process (`--engine model|retrieval|module:factory`, default
+  $SINGSONG_ENGINE), sorts the vocals by duration and runs them through `accompany_batch` `--batch-size` at a
+  time, so similar lengths share a forward pass exactly as on the service's workers. No Redis involved.
 * **Remote** (`--server URL [--api-key K]`): uploads each vocal to `POST /v1/jobs`, keeps at most
   `--parallel` jobs in flight, polls them, downloads the results and deletes the server's copy. 429/503
   answers are waited out for as long as their Retry-After says, so a busy service slows the run down
@@ -53,7 +53,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     p.add_argument("--server", default=None, help="service URL; without it the engine runs in this process")
     p.add_argument("--api-key", default=os.environ.get("SINGSONG_API_KEY"), help="API key (or $SINGSONG_API_KEY)")
-    p.add_argument("--engine", default=os.environ.get("SINGSONG_ENGINE", ""), help="local engine, module:factory")
+    p.add_argument("--engine", default=os.environ.get("SINGSONG_ENGINE", ""), help="model, retrieval or module:factory")
     p.add_argument("--model-dir", type=Path, default=os.environ.get("SINGSONG_MODEL_DIR") or None)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=8, help="vocals per engine call (local mode)")

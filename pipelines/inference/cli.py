@@ -18,9 +18,16 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("-o", "--output", required=True, help="mixed song (.wav, .flac or .mp3)")
     parser.add_argument("--stems", default=None, help="folder for accompaniment.wav and vocals.wav")
     parser.add_argument(
+        "--engine",
+        default=os.environ.get("SINGSONG_ENGINE") or "model",
+        help="model (the token cascade), retrieval (SingSong's retrieval baseline: a library instrumental "
+        "matched in key and tempo) or package.module:factory (default: $SINGSONG_ENGINE or model)",
+    )
+    parser.add_argument(
         "--model",
         default=os.environ.get("SINGSONG_MODEL"),
-        help="model directory (default: $SINGSONG_MODEL or the shipped default model)",
+        help="model directory, or with --engine retrieval a library folder (default: $SINGSONG_MODEL, else the "
+        "shipped model / the bundled library)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -49,8 +56,8 @@ def _accompany(args: argparse.Namespace) -> int:
 
     from core.audio import load_audio, save_audio
     from core.errors import SingsongError
-    from pipelines.inference.accompanist import Accompanist
     from pipelines.inference.engine import GenerationOptions
+    from pipelines.inference.engine_loader import load_engine
 
     output = Path(args.output)
     if output.suffix.lower() not in (".wav", ".flac", ".mp3"):
@@ -68,7 +75,7 @@ def _accompany(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SingsongError(str(error)) from error
     vocal = load_audio(args.vocals)
-    engine = Accompanist.from_pretrained(args.model, device=_device(args.device))
+    engine = load_engine(args.engine, args.model, device=_device(args.device))
     with tqdm(total=100, desc="generating", unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining}") as bar:
 
         def progress(fraction: float) -> None:

@@ -1,4 +1,5 @@
-"""Load the accompaniment engine named by `SINGSONG_ENGINE` ("package.module:callable").
+"""Load the accompaniment engine named by `SINGSONG_ENGINE`: a short name (`model`, `retrieval`; see `ENGINES`)
+or any "package.module:callable".
 
 The worker does not import a model itself: which engine runs (the cascade model once it exists, a tiny
 test network, a future distilled model) is configuration, and the factory gets `model_dir` and `device`
@@ -19,6 +20,14 @@ from core.device import resolve_device
 from core.errors import SingsongError
 from pipelines.inference.engine import AccompanimentEngine
 
+#: Short engine names accepted wherever an engine is chosen (`--engine`, `SINGSONG_ENGINE`). For `model`,
+#: `model_dir` is a model directory (None: the shipped default model); for `retrieval`, a retrieval library
+#: folder (None: the bundled library).
+ENGINES: dict[str, str] = {
+    "model": "pipelines.inference.accompanist:load_engine",
+    "retrieval": "pipelines.inference.retrieval:load_engine",
+}
+
 
 class EngineConfigError(SingsongError):
     """SINGSONG_ENGINE is missing, malformed, or names something that is not an engine factory."""
@@ -27,11 +36,13 @@ class EngineConfigError(SingsongError):
 def load_engine(spec: str, model_dir: Path | None = None, device: str = "auto") -> AccompanimentEngine:
     if not spec:
         raise EngineConfigError(
-            "no engine configured: set SINGSONG_ENGINE=package.module:factory (and SINGSONG_MODEL_DIR)"
+            f"no engine configured: set SINGSONG_ENGINE to {' or '.join(ENGINES)} or package.module:factory "
+            "(and SINGSONG_MODEL_DIR)"
         )
+    spec = ENGINES.get(spec.strip(), spec)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise EngineConfigError(f"SINGSONG_ENGINE must look like package.module:factory, got {spec!r}")
+        raise EngineConfigError(f"SINGSONG_ENGINE must be {', '.join(ENGINES)} or package.module:factory, got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
