@@ -172,7 +172,7 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
         minutes=result.minutes,
         total_minutes=result.total_minutes,
         final_loss=float(np.mean(tail)),
-        exported=exported[-1],
+        exported=exported[-1] if exported else Path(options.out),  # only rank 0 exports
         losses=result.losses,
         stopped_early=result.stopped_early,
     )
