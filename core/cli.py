@@ -44,6 +44,7 @@ COMMAND_MODULES: list[str] = [
     "pipelines.evaluation.cascade",
     "pipelines.evaluation.codec",
     "pipelines.evaluation.accompaniment",
+    "pipelines.evaluation.report",
     "pipelines.tokens.cli",
     "pipelines.inference.cli",
     "pipelines.inference.batch",
