@@ -1,6 +1,7 @@
 """Load any tokenizer directory the project knows, by looking at what is inside it.
 
 - our codec (`config.json` with kind "codec") -> `models.codec.Codec`
+- our spectral codec (kind "spectral_codec") -> `models.codec.spectral.SpectralCodec`
 - our semantic tokenizer (kind "semantic_tokenizer") -> `models.semantic.SemanticTokenizer`
 - a transformers EnCodec directory (`config.json` with `"model_type": "encodec"`) -> `EncodecTokenizer`
 """
@@ -28,6 +29,10 @@ def load_tokenizer(directory: str | Path, *, device: str = "cpu") -> AudioTokeni
         from models.codec import load_codec
 
         return load_codec(directory, device=device)
+    if kind == "spectral_codec":
+        from models.codec.spectral import load_spectral_codec
+
+        return load_spectral_codec(directory, device=device)
     if kind == "semantic_tokenizer":
         from models.semantic.tokenizer import load_semantic_tokenizer
 
@@ -38,5 +43,5 @@ def load_tokenizer(directory: str | Path, *, device: str = "cpu") -> AudioTokeni
         return EncodecTokenizer(directory, device=device)
     raise CheckpointError(
         f"{directory}: unknown tokenizer (kind={kind!r}, model_type={document.get('model_type')!r}); expected "
-        "a singsong codec, a singsong semantic tokenizer or a transformers EnCodec directory"
+        "a singsong codec or spectral codec, a singsong semantic tokenizer or a transformers EnCodec directory"
     )
