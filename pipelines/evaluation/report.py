@@ -178,87 +178,126 @@ class Report:
     notes: list[str]
 
 
-def build_report(options: ReportOptions) -> Report:
-    """Produce every row, score it, write `report.md`, `report.json` and the PNG figures into `options.out`."""
-    from pipelines.evaluation.report_figures import example_chroma, metric_bars
+class _Clock:
+    """Wall time per named stage, for the report's timings section."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+def fixed_rows(songs: list[ReportSong], options: ReportOptions) -> dict[str, list[np.ndarray]]:
+    """The rows that do not depend on the vocal input: truth, codec(truth), other song (empty without truth)."""
+    if not all(s.truth is not None for s in songs):
+        return {}
+    from tqdm import tqdm
+
+    truth: list[np.ndarray] = [s.truth for s in songs]  # type: ignore[misc]
+    codec = load_codec(options.codec, options.device)
+    pairs = tqdm(list(zip(truth, songs, strict=True)), desc="codec(truth)", unit="song")
+    return {
+        "truth": truth,
+        "codec(truth)": [codec_roundtrip(codec, t, s.rate, options.device) for t, s in pairs],
+        "other song": [truth[(i + 1) % len(songs)] for i in range(len(songs))],
+    }
+
+
+def engine_rows(
+    inputs: dict[str, list[Audio]], options: ReportOptions, clock: _Clock
+) -> dict[str, dict[str, list[np.ndarray]]]:
+    """`{section: {row: accompaniments}}` for the retrieval engine and every model directory."""
     from pipelines.inference.accompanist import default_model_dir
     from pipelines.inference.engine_loader import load_engine
 
-    timings: dict[str, float] = {}
-    notes: list[str] = []
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = timings.get(name, 0.0) + now - clock
-        clock = now
-
-    songs = load_songs(options.data, options.vocals, options.splits, options.seconds, options.max_songs)
-    melodies = [vocal_melody(s.vocal.samples.mean(axis=0), s.rate) for s in songs]
-    has_truth = all(s.truth is not None for s in songs)
-    inputs = {"isolated": [s.vocal for s in songs]}
-    lap("load + vocal analysis")
-    if options.separator_repo is not None and all(s.mixture is not None for s in songs):
-        inputs["separated"] = separate_vocals(songs, options.separator_repo, options.separator_name, options.device)
-        lap("separation")
-    elif options.separator_repo is not None:
-        notes.append("no separated section: the songs have no mixtures")
-    seeds = [options.seed + i for i in range(len(songs))]
-
-    fixed: dict[str, list[np.ndarray]] = {}  # rows that do not depend on the vocal input
-    if has_truth:
-        fixed["truth"] = [s.truth for s in songs]  # type: ignore[misc]
-        codec = load_codec(options.codec, options.device)
-        fixed["codec(truth)"] = [codec_roundtrip(codec, s.truth, s.rate, options.device) for s in songs]  # type: ignore[arg-type]
-        fixed["other song"] = [fixed["truth"][(i + 1) % len(songs)] for i in range(len(songs))]
-        lap("codec(truth)")
-    engines = {"retrieval": ("retrieval", options.library)}
-    models = [] if options.no_model else options.models or [default_model_dir()]
-    for model in models:
-        engines[f"model: {Path(model).name}"] = ("model", model)
+    engines: dict[str, tuple[str, Path | None]] = {"retrieval": ("retrieval", options.library)}
+    for model in [] if options.no_model else options.models or [default_model_dir()]:
+        engines[f"model: {Path(model).name}"] = ("model", Path(model))
+    seeds = [options.seed + i for i in range(len(inputs["isolated"]))]
     produced: dict[str, dict[str, list[np.ndarray]]] = {section: {} for section in inputs}
     for label, (kind, directory) in engines.items():
         engine = load_engine(kind, directory, options.device)
         for section, vocals in inputs.items():
             produced[section][label] = run_engine(engine, vocals, seeds, f"{label} ({section})")
-        lap(f"engine {label}")
+        clock.lap(f"engine {label}")
+    return produced
 
-    fixed_scores = {
-        row: score_row(songs, melodies, audios, options.control, f"scoring {row}") for row, audios in fixed.items()
-    }
-    sections: dict[str, dict[str, list[dict]]] = {}
-    for section in inputs:
-        sections[section] = dict(fixed_scores)
-        for label, audios in produced[section].items():
-            sections[section][label] = score_row(songs, melodies, audios, options.control, f"scoring {label}")
-    lap("scoring")
 
-    summary = {section: {row: summarise(scores) for row, scores in rows.items()} for section, rows in sections.items()}
-    if has_truth:
-        embed = load_embedder(options.embedding, options.embedding_path)
-        truth_embeddings = np.stack([embed(a, s.rate) for a, s in zip(fixed["truth"], songs, strict=True)])
-        cache: dict[int, np.ndarray] = {}
-        for section in inputs:
-            for row in sections[section]:
-                audios = fixed.get(row) or produced[section][row]
-                if id(audios) not in cache:
-                    cache[id(audios)] = np.stack([embed(a, s.rate) for a, s in zip(audios, songs, strict=True)])
-                summary[section][row]["frechet"] = frechet_distance(truth_embeddings, cache[id(audios)])
-        lap("Fréchet distances")
+def add_frechet(
+    summary: dict[str, dict[str, dict[str, float]]],
+    audios_by_section: dict[str, dict[str, list[np.ndarray]]],
+    songs: list[ReportSong],
+    options: ReportOptions,
+) -> None:
+    """Fréchet distance of every row's set to the truth set, into `summary[section][row]["frechet"]`."""
+    embed = load_embedder(options.embedding, options.embedding_path)
+    cache: dict[int, np.ndarray] = {}  # rows shared by both sections are embedded once
 
-    options.out.mkdir(parents=True, exist_ok=True)
+    def embeddings(audios: list[np.ndarray]) -> np.ndarray:
+        if id(audios) not in cache:
+            cache[id(audios)] = np.stack([embed(a, s.rate) for a, s in zip(audios, songs, strict=True)])
+        return cache[id(audios)]
+
+    truth = embeddings(audios_by_section["isolated"]["truth"])
+    for section, rows in audios_by_section.items():
+        for row, audios in rows.items():
+            summary[section][row]["frechet"] = frechet_distance(truth, embeddings(audios))
+
+
+def write_figures(
+    summary: dict, songs: list[ReportSong], melodies: list[Melody], rows: dict[str, list[np.ndarray]], options
+) -> list[str]:
+    """metrics.png and `options.figures` example chroma pictures (isolated section); returns file names."""
+    from pipelines.evaluation.report_figures import example_chroma, metric_bars
+
     figures = [metric_bars(summary, options.out / "metrics.png").name]
     for index, song in enumerate(songs[: options.figures]):
-        chromas = {"truth": song.truth} if song.truth is not None else {}
-        chromas.update({row: produced["isolated"][row][index] for row in produced["isolated"]})
+        pictures = {row: chromagram(audios[index], song.rate) for row, audios in rows.items() if row != "other song"}
         path = options.out / f"example_{index:02d}.png"
-        pictures = {row: chromagram(audio, song.rate) for row, audio in chromas.items()}
         melody = melodies[index]
         example_chroma(song.id, melody.pitch_classes, melody.frame_rate, pictures, CHROMA_RATE, path)
         figures.append(path.name)
-    lap("figures")
-    report = Report(options, [s.id for s in songs], sections, summary, timings, figures, notes)
+    return figures
+
+
+def build_report(options: ReportOptions) -> Report:
+    """Produce every row, score it, write `report.md`, `report.json` and the PNG figures into `options.out`."""
+    clock, notes = _Clock(), []
+    songs = load_songs(options.data, options.vocals, options.splits, options.seconds, options.max_songs)
+    melodies = [vocal_melody(s.vocal.samples.mean(axis=0), s.rate) for s in songs]
+    inputs = {"isolated": [s.vocal for s in songs]}
+    clock.lap("load + vocal analysis")
+    if options.separator_repo is not None and all(s.mixture is not None for s in songs):
+        inputs["separated"] = separate_vocals(songs, options.separator_repo, options.separator_name, options.device)
+        clock.lap("separation")
+    elif options.separator_repo is not None:
+        notes.append("no separated section: the songs have no mixtures")
+    fixed = fixed_rows(songs, options)
+    clock.lap("codec(truth)")
+    produced = engine_rows(inputs, options, clock)
+
+    def score(audios: list[np.ndarray], label: str) -> list[dict]:
+        return score_row(songs, melodies, audios, options.control, f"scoring {label}")
+
+    fixed_scores = {row: score(audios, row) for row, audios in fixed.items()}
+    sections = {
+        section: {**fixed_scores, **{row: score(audios, row) for row, audios in rows.items()}}
+        for section, rows in produced.items()
+    }
+    clock.lap("scoring")
+    summary = {section: {row: summarise(scores) for row, scores in rows.items()} for section, rows in sections.items()}
+    audios_by_section = {section: {**fixed, **rows} for section, rows in produced.items()}
+    if fixed:
+        add_frechet(summary, audios_by_section, songs, options)
+        clock.lap("Fréchet distances")
+    options.out.mkdir(parents=True, exist_ok=True)
+    figures = write_figures(summary, songs, melodies, audios_by_section["isolated"], options)
+    clock.lap("figures")
+    report = Report(options, [s.id for s in songs], sections, summary, clock.timings, figures, notes)
     write_report(report, songs)
     return report
 
