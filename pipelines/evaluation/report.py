@@ -352,7 +352,8 @@ def write_report(report: Report, songs: list[ReportSong]) -> None:
         "accompaniment tempo within 8% of the vocal's (x0.5, x2 allowed), **beat margin** = duration-weighted "
         "share of vocal onsets on an accompaniment beat minus the same half a beat later, **chroma sim.** = "
         "cosine similarity of 0.5 s chroma to the true instrumental, **Fréchet** = distance of the row's set "
-        "to the truth set on the built-in feature statistics (compare within a table only).",
+        "to the truth set on the built-in feature statistics (compare within a table only; the other-song set "
+        "is the truth set reordered, so its distance is 0 by construction: it is a per-song control).",
         "",
     ]
     for section, rows in report.summary.items():

@@ -77,6 +77,6 @@ def example_chroma(
     axes[0, 0].set_title(title, fontsize=9)
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path

@@ -34,7 +34,7 @@ def test_report_rows_sections_and_sanity(tmp_path: Path) -> None:
         out=tmp_path / "report",
         data=_corpus(tmp_path / "corpus"),
         splits=["valid"],
-        seconds=6.0,
+        seconds=5.0,
         separator_repo=SEPARATOR,
         no_model=True,
         figures=1,
