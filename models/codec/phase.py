@@ -19,6 +19,44 @@ from the true magnitude keeps 0.996 at n_fft 2048 / hop 480 but only 0.919 at n_
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
+
+
+class FrameTransform:
+    """STFT / inverse STFT pair for Griffin-Lim on `[B, frames, bins]` spectra (frames-major, no transposes).
+
+    Same convention as `torch.stft(center=True, window=hann)` / `torch.istft`, written as unfold + rfft and
+    irfft + `fold` overlap-add with a precomputed window envelope: on this project's CPUs `torch.stft` and
+    `torch.istft` spend most of their time outside the FFT (measured 2-11 ms vs 1.2 ms for the rfft of the same
+    frames, 10 s at n_fft 2048 / hop 480, one thread), and Griffin-Lim calls them twice per iteration.
+    """
+
+    def __init__(self, n_fft: int, hop_length: int, frames: int, length: int, device: torch.device) -> None:
+        self.n_fft, self.hop, self.frames, self.length = n_fft, hop_length, frames, length
+        self.window = torch.hann_window(n_fft, device=device)
+        self.padded = (frames - 1) * hop_length + n_fft
+        envelope = self._overlap_add(self.window.pow(2).expand(1, frames, n_fft))
+        self.inverse_envelope = 1.0 / envelope.clamp_min(1e-8)
+
+    def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
+        """`[B, F, n_fft]` -> `[B, (F - 1) * hop + n_fft]`."""
+        folded = F.fold(frames.transpose(1, 2), (1, self.padded), kernel_size=(1, self.n_fft), stride=(1, self.hop))
+        return folded.flatten(1)
+
+    def inverse(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """`[B, F, bins]` complex -> `[B, length]` (least-squares inverse, as torch.istft)."""
+        frames = torch.fft.irfft(spectrum, n=self.n_fft) * self.window
+        signal = self._overlap_add(frames) * self.inverse_envelope
+        half = self.n_fft // 2
+        return signal[:, half : half + self.length]
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        """`[B, length]` -> `[B, F, bins]` complex (centred frames, reflect padding)."""
+        half = self.n_fft // 2
+        needed = (self.frames - 1) * self.hop - signal.shape[-1]
+        padded = F.pad(signal[:, None], (half, half + max(0, needed)), mode="reflect")[:, 0]
+        frames = padded.unfold(-1, self.n_fft, self.hop)[:, : self.frames]
+        return torch.fft.rfft(frames * self.window)
 
 
 def griffin_lim(
@@ -38,29 +76,20 @@ def griffin_lim(
     """
     if magnitude.ndim != 3 or magnitude.shape[1] != n_fft // 2 + 1:
         raise ValueError(f"expected magnitude [B, {n_fft // 2 + 1}, F], got {tuple(magnitude.shape)}")
-    if not 0.0 <= momentum < 1.0 + 1e-9:
+    if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-    magnitude = magnitude.float()
-    window = torch.hann_window(n_fft, device=magnitude.device)
+    magnitude = magnitude.float().transpose(1, 2).contiguous()  # [B, F, bins]
+    frames = magnitude.shape[1]
+    length = (frames - 1) * hop_length if length is None else length
+    transform = FrameTransform(n_fft, hop_length, frames, length, magnitude.device)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     phase = torch.rand(magnitude.shape, generator=generator).to(magnitude.device) * (2 * torch.pi)
     angles = torch.polar(torch.ones_like(magnitude), phase)
     previous = torch.zeros_like(angles)
     beta = momentum / (1.0 + momentum)
     for _ in range(iterations):
-        signal = torch.istft(magnitude * angles, n_fft, hop_length, window=window, length=length)
-        rebuilt = torch.stft(signal, n_fft, hop_length, window=window, return_complex=True)
-        rebuilt = _match_frames(rebuilt, magnitude.shape[-1])
+        rebuilt = transform.forward(transform.inverse(magnitude * angles))
         angles = rebuilt - beta * previous
         angles = angles / (angles.abs() + 1e-8)
         previous = rebuilt
-    return torch.istft(magnitude * angles, n_fft, hop_length, window=window, length=length)
-
-
-def _match_frames(spectrum: torch.Tensor, frames: int) -> torch.Tensor:
-    """Trim or edge-pad `[B, bins, F']` to `frames` (an explicit `length` can change the frame count by one)."""
-    if spectrum.shape[-1] == frames:
-        return spectrum
-    if spectrum.shape[-1] > frames:
-        return spectrum[..., :frames]
-    return torch.cat([spectrum, spectrum[..., -1:].expand(-1, -1, frames - spectrum.shape[-1])], dim=-1)
+    return transform.inverse(magnitude * angles)

@@ -296,6 +296,14 @@ class _CodecTrainer:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.kind == "spectral":
+        from pipelines.training.spectral_codec import run_from_args
+
+        return run_from_args(args)
+    defaults = CodecTrainOptions(data=Path(), out=Path())
+    for name in ("preset", "steps", "batch_size", "segment_seconds", "lr", "warmup", "save_every"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(defaults, name))
     options = CodecTrainOptions(
         data=Path(args.data),
         out=Path(args.out),
@@ -333,29 +341,45 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     defaults = CodecTrainOptions(data=Path(), out=Path())
     parser = groups["train"].add_parser(
         "codec",
-        help="train the neural audio codec (acoustic tokens) from scratch",
+        help="train an acoustic codec (SEANet or spectral, --kind) from scratch",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument(
+        "--kind",
+        default="seanet",
+        choices=["seanet", "spectral"],
+        help="seanet: waveform SEANet + RVQ codec; spectral: log-mel RVQ codec (pitch-true, trains on CPU; "
+        "pipelines/training/spectral_codec.py)",
+    )
     parser.add_argument("--data", required=True, help="audio folder, corpus folder or manifest .jsonl")
     parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
-    parser.add_argument("--stem", default=None, help="manifest stem to train on, e.g. mixture")
+    parser.add_argument("--stem", default=None, help="manifest stem to train on, e.g. mixture (seanet)")
     parser.add_argument("--split", default="train", help="manifest split ('all' for every file)")
-    parser.add_argument("--preset", default=defaults.preset, choices=["tiny", "small", "base"])
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help=f"seanet: tiny, small, base (default {defaults.preset}); spectral: tiny, small, small50",
+    )
     parser.add_argument("--config-json", default=None, help="CodecConfig overrides: JSON object or file")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="total optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--segment-seconds", type=float, default=defaults.segment_seconds)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
+    # Defaults of None are the chosen --kind's own (seanet: CodecTrainOptions; spectral: SpectralTrainOptions).
+    parser.add_argument("--steps", type=int, default=None, help=f"total optimizer steps (seanet {defaults.steps})")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"(seanet {defaults.batch_size})")
+    parser.add_argument("--segment-seconds", type=float, default=None, help=f"(seanet {defaults.segment_seconds})")
+    parser.add_argument("--lr", type=float, default=None, help=f"(seanet {defaults.lr})")
+    parser.add_argument(
+        "--sources", default="mixture,instrumental", help="spectral: per song, mixture and/or drums+bass+other"
+    )
+    parser.add_argument("--max-songs", type=int, default=None, help="spectral: use at most this many songs")
     parser.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio)
-    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="warmup steps")
+    parser.add_argument("--warmup", type=int, default=None, help=f"warmup steps (seanet {defaults.warmup})")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
     parser.add_argument("--adversarial", action="store_true", help="add the MS-STFT discriminator")
     parser.add_argument("--adversarial-start", type=int, default=0, help="step the discriminator starts")
-    parser.add_argument("--save-every", type=int, default=defaults.save_every)
+    parser.add_argument("--save-every", type=int, default=None, help=f"(seanet {defaults.save_every})")
     parser.add_argument("--log-every", type=int, default=defaults.log_every)
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-time budget, then save")
     parser.add_argument("--seed", type=int, default=defaults.seed)

@@ -1,0 +1,313 @@
+"""`singsong train codec --kind spectral`: train the log-mel RVQ codec (`models/codec/spectral.py`) on CPU.
+
+The cascade tokenizes instrumentals, so every training song contributes two clips: its `mixture` and its
+instrumental, the sum of the `drums`, `bass` and `other` stems (as `pipelines/tokens/cache.py` forms it);
+folders without stems contribute the files themselves. Each clip's log-mel is computed once with the codec's
+fixed front end and kept in memory as float16 (256 bands x 50 frames/s: 25 KB per second), so a training step
+costs only the frame-rate networks: batches are random crops of `segment_seconds`.
+
+Recipe: the feature standardisation and the codebooks (k-means, few iterations) are initialised from one large
+batch; AdamW with linear warmup + cosine decay; loss = L1 + L2 between predicted and true log-mel (in the
+standardised feature space, so quiet high bands weigh as much as loud low ones) + commitment. Quantizer dropout
+(per example, a random number of levels) trains the coarse-only decode that the cascade's first stage relies on.
+The training-run skeleton (`run.py`) gives resume, `--max-minutes`, tqdm, TensorBoard and `history.jsonl`.
+
+    RUN_DIR/model/    spectral codec checkpoint (loads with `models.loading.load_tokenizer`) + training state
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import SingsongError
+
+logger = logging.getLogger(__name__)
+
+#: Stems summed into a song's instrumental (the cascade's target; see pipelines/tokens/cache.py).
+INSTRUMENTAL_STEMS = ("drums", "bass", "other")
+
+
+@dataclass
+class SpectralTrainOptions:
+    data: Path
+    out: Path
+    split: str | None = "train"
+    preset: str = "small"
+    config_json: str | None = None
+    sources: str = "mixture,instrumental"  # per song: the mixture file and/or the drums+bass+other sum
+    max_songs: int | None = None
+    steps: int = 3000
+    batch_size: int = 16
+    segment_seconds: float = 4.0
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    commitment_weight: float = 0.25
+    save_every: int = 500
+    log_every: int = 25
+    max_minutes: float | None = None
+    seed: int = 0
+    resume: bool = True
+    threads: int | None = None
+    device: str = "auto"
+    progress: bool = True
+
+
+def spectral_config_from_options(preset: str, config_json: str | None) -> Any:
+    """The spectral preset, with the fields of `config_json` (inline JSON object or a file) replaced."""
+    from models.codec.config import CodecConfigError
+    from models.codec.spectral_config import SpectralCodecConfig, get_spectral_preset
+
+    config = get_spectral_preset(preset)
+    if not config_json:
+        return config
+    text = config_json
+    if not config_json.lstrip().startswith("{"):
+        try:
+            text = Path(config_json).read_text()
+        except OSError as error:
+            raise SingsongError(f"{config_json}: cannot read config JSON ({error.strerror})") from error
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CodecConfigError(f"--config-json: not valid JSON ({error})") from error
+    if not isinstance(overrides, dict):
+        raise CodecConfigError("--config-json must be a JSON object of SpectralCodecConfig fields")
+    return SpectralCodecConfig.from_dict({**config.to_dict(), **overrides})
+
+
+def song_clips(data: Path, split: str | None, sources: str, max_songs: int | None = None) -> list[tuple[Path, ...]]:
+    """Clips to train or evaluate on: each a tuple of files to sum (one file, or a song's instrumental stems).
+
+    `sources` is a comma list of `mixture` (the song's mixture, or the file itself in a plain folder) and
+    `instrumental` (the sum of the song's drums, bass and other stems, when the song folder has them).
+    """
+    from pipelines.training.codec import training_files
+
+    wanted = {s.strip() for s in sources.split(",") if s.strip()}
+    if not wanted or wanted - {"mixture", "instrumental"}:
+        raise SingsongError(f"--sources must list mixture and/or instrumental, got {sources!r}")
+    clips: list[tuple[Path, ...]] = []
+    songs = training_files(data, "mixture", split)
+    for path in songs[:max_songs] if max_songs else songs:
+        stems = tuple(path.with_name(f"{name}{path.suffix}") for name in INSTRUMENTAL_STEMS)
+        has_stems = all(stem.is_file() for stem in stems)
+        if "mixture" in wanted or not has_stems:
+            clips.append((path,))
+        if "instrumental" in wanted and has_stems:
+            clips.append(stems)
+    return clips
+
+
+def load_clip(files: tuple[Path, ...], sample_rate: int) -> Any:
+    """Mono float32 `[T]` at `sample_rate`: the sum of `files`, cut to the shortest."""
+    import numpy as np
+
+    from core.audio import load_audio
+
+    parts = [load_audio(path, sample_rate=sample_rate, channels=1).samples[0] for path in files]
+    length = min(len(part) for part in parts)
+    return np.sum([part[:length] for part in parts], axis=0).astype(np.float32)
+
+
+class LogMelCrops:
+    """Every clip's log-mel `[M, F]` in memory (float16); random crops of `frames` analysis frames."""
+
+    def __init__(self, clips: list[tuple[Path, ...]], codec: Any, frames: int, *, progress: bool = True) -> None:
+        import torch
+        from tqdm import tqdm
+
+        from core.audio_errors import AudioError
+
+        self.frames = frames
+        self.features: list[torch.Tensor] = []
+        for files in tqdm(clips, desc="log-mel", unit="clip", disable=not progress):
+            try:
+                audio = load_clip(files, codec.sample_rate)
+            except AudioError as error:
+                logger.warning("skipping %s", error)
+                continue
+            with torch.no_grad():
+                mel = codec.mel(torch.from_numpy(audio)[None])[0]
+            if mel.shape[-1] >= frames:
+                self.features.append(mel.half())
+        if not self.features:
+            raise SingsongError(f"no training clip is at least {frames} frames long")
+        lengths = torch.tensor([f.shape[-1] - frames + 1 for f in self.features], dtype=torch.float64)
+        self.weights = (lengths / lengths.sum()).numpy()
+        self.seconds = sum(f.shape[-1] for f in self.features) * codec.config.hop_length / codec.sample_rate
+
+    def batch(self, size: int, rng: Any) -> Any:
+        """`[size, M, frames]` float32 crops (clips drawn in proportion to their length)."""
+        import torch
+
+        crops = []
+        for index in rng.choice(len(self.features), size=size, p=self.weights):
+            feature = self.features[index]
+            start = int(rng.integers(0, feature.shape[-1] - self.frames + 1))
+            crops.append(feature[:, start : start + self.frames])
+        return torch.stack(crops).float()
+
+
+def train_spectral_codec(options: SpectralTrainOptions) -> Any:
+    """Train (or resume) a spectral codec as described in the module docstring; returns the RunResult."""
+    import torch
+
+    from models.codec.spectral import build_spectral_codec
+    from pipelines.training.run import RunConfig, TrainingRun, options_dict
+    from pipelines.training.schedule import warmup_cosine_scheduler
+
+    out = Path(options.out)
+    run = TrainingRun(
+        RunConfig(
+            out=out,
+            steps=options.steps,
+            log_every=options.log_every,
+            save_every=options.save_every,
+            max_minutes=options.max_minutes,
+            seed=options.seed,
+            resume=options.resume,
+            threads=options.threads,
+            device=options.device,
+            progress=options.progress,
+            desc="train spectral codec",
+            postfix={"loss": "loss/total", "mel": "loss/mel_l1"},
+        )
+    )
+    config = _run_config(run, options)
+    run.write_args(options)
+    codec = build_spectral_codec(config)
+    segment = max(1, round(options.segment_seconds * config.frame_rate)) * config.stack
+    clips = song_clips(Path(options.data), options.split, options.sources, options.max_songs)
+    crops = LogMelCrops(clips, codec, segment, progress=options.progress)
+    logger.info("training audio: %d clips, %.1f minutes", len(crops.features), crops.seconds / 60)
+    codec = codec.to(run.device)
+    optimizer = torch.optim.AdamW(
+        codec.parameters(), lr=options.lr, betas=(0.8, 0.99), weight_decay=options.weight_decay
+    )
+    scheduler = warmup_cosine_scheduler(
+        optimizer, warmup_steps=options.warmup, total_steps=options.steps, min_ratio=options.min_lr_ratio
+    )
+    fixed = __import__("numpy").random.default_rng(options.seed)
+    calibration = crops.batch(max(64, options.batch_size), fixed).to(run.device)
+    if not run.resuming:
+        codec.calibrate(calibration)
+        init = crops.batch(max(options.batch_size, -(-4 * config.codebook_size // (segment // config.stack))), fixed)
+        codec.init_codebooks(init.to(run.device), frames_per_step=options.batch_size * segment // config.stack)
+    run.restore(codec, optimizer, scheduler)
+    codec.train()
+    rng = run.rng()
+
+    def train_step() -> dict[str, Any]:
+        target = crops.batch(options.batch_size, rng).to(run.device)
+        output = codec(target)
+        terms = spectral_losses(codec, output, target, commitment_weight=options.commitment_weight)
+        terms["train/grad_norm"] = run.optimize(
+            terms["loss/total"], codec, optimizer, scheduler, grad_clip=options.grad_clip
+        )
+        for level, (ppl, used) in enumerate(zip(output.perplexity, output.usage, strict=True)):
+            terms[f"codebook/perplexity_{level}"] = ppl
+            terms[f"codebook/usage_{level}"] = used
+        return {key: value.detach() if hasattr(value, "detach") else value for key, value in terms.items()}
+
+    def save() -> None:
+        codec.calibrate_latent_norm(calibration)
+        codec.save_pretrained(run.config.state_dir, extra={"step": run.step, "train_options": options_dict(options)})
+        run.save_state(codec, optimizer, scheduler)
+        codec.train()
+
+    result = run.fit(train_step, save=save, scheduler=scheduler)
+    logger.info("spectral codec saved to %s (step %d)", run.config.state_dir, result.step)
+    return result
+
+
+def spectral_losses(codec: Any, output: Any, target: Any, *, commitment_weight: float) -> dict[str, Any]:
+    """Namespaced losses of one batch: log-mel L1 and L2 (standardised feature space) + commitment.
+
+    `loss/mel_l1` is also reported in plain log-mel units (nepers) as `metric/log_mel_l1` for reading.
+    """
+    predicted = codec._stack(output.reconstruction)
+    truth = codec._stack(target)
+    l1 = (predicted - truth).abs().mean()
+    l2 = (predicted - truth).pow(2).mean()
+    total = l1 + l2 + commitment_weight * output.commit_loss
+    return {
+        "loss/total": total,
+        "loss/mel_l1": l1,
+        "loss/mel_l2": l2,
+        "loss/commit": output.commit_loss,
+        "metric/log_mel_l1": (output.reconstruction - target).abs().mean(),
+    }
+
+
+def _run_config(run: Any, options: SpectralTrainOptions) -> Any:
+    """The saved config when resuming (a run keeps its architecture), else the options'."""
+    from models.checkpoint import read_checkpoint_config
+    from models.codec.spectral import SPECTRAL_CHECKPOINT_KIND
+    from models.codec.spectral_config import SpectralCodecConfig
+
+    requested = spectral_config_from_options(options.preset, options.config_json)
+    if not run.resuming:
+        return requested
+    document = read_checkpoint_config(run.config.state_dir, kind=SPECTRAL_CHECKPOINT_KIND)
+    config = SpectralCodecConfig.from_dict(document["config"])
+    if requested != config:
+        logger.warning("resuming %s: keeping its saved codec config, not --preset/--config-json", options.out)
+    return config
+
+
+def run_from_args(args: Any) -> int:
+    """`singsong train codec --kind spectral ...` (arguments registered in `pipelines/training/codec.py`)."""
+    defaults = SpectralTrainOptions(data=Path(), out=Path())
+
+    def pick(name: str) -> Any:
+        value = getattr(args, name, None)
+        return getattr(defaults, name) if value is None else value
+
+    options = SpectralTrainOptions(
+        data=Path(args.data),
+        out=Path(args.out),
+        split=None if args.split in ("", "all") else args.split,
+        preset=pick("preset"),
+        config_json=args.config_json,
+        sources=args.sources,
+        max_songs=args.max_songs,
+        steps=pick("steps"),
+        batch_size=pick("batch_size"),
+        segment_seconds=pick("segment_seconds"),
+        lr=pick("lr"),
+        min_lr_ratio=args.min_lr_ratio,
+        warmup=pick("warmup"),
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        save_every=pick("save_every"),
+        log_every=args.log_every,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        resume=args.resume,
+        threads=args.threads,
+        device=args.device,
+    )
+    result = train_spectral_codec(options)
+    status = "stopped early (rerun the command to resume)" if result.stopped_early else "done"
+    print(
+        f"spectral codec: {status} at step {result.step}/{options.steps} after {result.total_minutes:.1f} min "
+        f"-> {Path(options.out) / 'model'}"
+    )
+    return 0
+
+
+__all__ = [
+    "SpectralTrainOptions",
+    "load_clip",
+    "run_from_args",
+    "song_clips",
+    "spectral_config_from_options",
+    "train_spectral_codec",
+]
