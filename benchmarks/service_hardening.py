@@ -157,6 +157,18 @@ def run_probes(args, client: httpx.Client, pid: int, port: int, work: Path, redi
     def show(item: str, text: str) -> None:
         print(f"{item:<34} {text}", flush=True)
 
+    def probe(item: str, send, describe=lambda r: str(r.status_code)) -> httpx.Response | None:
+        """One request, retried once on a connection the server dropped (old code closes after a 500)."""
+        for attempt in range(2):
+            try:
+                r = send()
+                show(item, describe(r))
+                return r
+            except httpx.TransportError as error:
+                if attempt:
+                    show(item, f"no answer ({type(error).__name__})")
+        return None
+
     tone = 0.2 * np.sin(2 * np.pi * 220 * np.arange(32_000) / 16_000)
     job = client.post("/v1/jobs", files={"audio": ("v.wav", small_wav(work / "v.wav", tone))})
     job_id = job.json()["id"]
@@ -168,9 +180,9 @@ def run_probes(args, client: httpx.Client, pid: int, port: int, work: Path, redi
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\nx\r\n--{boundary}--\r\n'
     )
+    ctype = {"content-type": f"multipart/form-data; boundary={boundary}"}
     for route in ("/v1/jobs", "/v1/batches"):
-        r = client.post(route, content=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"})
-        show(f"1. 300-char boundary {route}", str(r.status_code))
+        probe(f"1. 300-char boundary {route}", lambda route=route: client.post(route, content=body, headers=ctype))
 
     # 5. bad audio
     huge = tone.copy()
@@ -180,8 +192,11 @@ def run_probes(args, client: httpx.Client, pid: int, port: int, work: Path, redi
         ("1-sample WAV", small_wav(work / "one.wav", np.array([0.5]))),
         ("10 ms tone", small_wav(work / "blip.wav", tone[:160])),
     ):
-        r = client.post("/v1/jobs", files={"audio": (name, data)})
-        show(f"5. {name}", f"{r.status_code} {r.json().get('detail', '')[:90] if r.status_code != 202 else ''}")
+        probe(
+            f"5. {name}",
+            lambda name=name, data=data: client.post("/v1/jobs", files={"audio": (name, data)}),
+            lambda r: f"{r.status_code} {r.text[:100] if r.status_code != 202 else ''}",
+        )
 
     # 7. HEAD, NaN options, OpenAPI
     show("7. HEAD /v1/jobs/{id}", str(client.head(f"/v1/jobs/{job_id}").status_code))
@@ -201,10 +216,15 @@ def run_probes(args, client: httpx.Client, pid: int, port: int, work: Path, redi
             zf.write(silent, f"take{i:02d}.wav")
     silent.unlink()
     Path(f"/proc/{pid}/clear_refs").write_text("5")
-    with archive.open("rb") as fh:
-        r = client.post("/v1/batches", files={"files": ("silent.zip", fh, "application/zip")})
     size = f"{archive.stat().st_size / MiB:.1f} MiB zip"
-    show(f"3. zip {args.zip_files}x{args.file_mb:g} MB silent 8ch 384k", f"{r.status_code}, {size}")
+
+    def send_zip() -> httpx.Response:
+        with archive.open("rb") as fh:
+            return client.post("/v1/batches", files={"files": ("silent.zip", fh, "application/zip")})
+
+    probe(
+        f"3. zip {args.zip_files}x{args.file_mb:g} MB silent 8ch 384k", send_zip, lambda r: f"{r.status_code}, {size}"
+    )
     show("   API peak RSS / RSS after", f"{status_mib(pid, 'VmHWM'):.0f} / {status_mib(pid, 'VmRSS'):.0f} MiB")
     archive.unlink()
     loud = wav(work / "loud.wav", int(args.upload_mib * MiB) - 4096, silent=False)
@@ -213,7 +233,10 @@ def run_probes(args, client: httpx.Client, pid: int, port: int, work: Path, redi
 
     def upload() -> None:
         with loud.open("rb") as fh:
-            codes.append(client.post("/v1/jobs", files={"audio": ("loud.wav", fh, "audio/wav")}).status_code)
+            try:
+                codes.append(client.post("/v1/jobs", files={"audio": ("loud.wav", fh, "audio/wav")}).status_code)
+            except httpx.TransportError:
+                codes.append(0)  # no answer
 
     threads = [threading.Thread(target=upload) for _ in range(args.uploads)]
     for t in threads:
@@ -239,10 +262,12 @@ def run_probes(args, client: httpx.Client, pid: int, port: int, work: Path, redi
     # 2. Redis outage
     redis_proc.kill()
     redis_proc.wait()
-    r = client.get(f"/v1/jobs/{job_id}")
-    show("2. Redis down: GET /v1/jobs/{id}", f"{r.status_code} Retry-After={r.headers.get('retry-after')}")
-    r = client.post("/v1/jobs", files={"audio": ("v.wav", small_wav(work / "v.wav", tone))})
-    show("2. Redis down: POST /v1/jobs", f"{r.status_code} Retry-After={r.headers.get('retry-after')}")
+    retry_after = lambda r: f"{r.status_code} Retry-After={r.headers.get('retry-after')}"  # noqa: E731
+    probe("2. Redis down: GET /v1/jobs/{id}", lambda: client.get(f"/v1/jobs/{job_id}"), retry_after)
+    vocal = small_wav(work / "v.wav", tone)
+    probe(
+        "2. Redis down: POST /v1/jobs", lambda: client.post("/v1/jobs", files={"audio": ("v.wav", vocal)}), retry_after
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ BATCH_GRACE_S = 7 * 86_400
     status_code=202,
     response_model=BatchResponse,
     summary="Submit many vocals",
-    openapi_extra=multipart_body({"type": "array", "items": {"type": "string", "format": "binary"}}, "files"),
+    openapi_extra=multipart_body(
+        {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}, "files"
+    ),
     responses=error_responses(400, 408, 413, 415, 422),
 )
 async def submit_batch(request: Request) -> BatchResponse:

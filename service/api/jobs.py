@@ -28,8 +28,10 @@ from service.auth import Principal
 from service.jobs import JobOptions, JobRecord, JobStatus, new_job_fields
 from service.storage import IncomingFile, is_job_id, new_id
 
-#: Every /v1 route: authentication (401), rate limit (429), Redis or queue unavailable (503).
-V1_ERRORS = error_responses(401, 429, 503)
+#: Every /v1 route: authentication (401), invalid parameters (422, also replacing FastAPI's default 422
+#: schema, since the handler in errors.py answers it as an ErrorBody too), rate limit (429), Redis or queue
+#: unavailable (503).
+V1_ERRORS = error_responses(401, 422, 429, 503)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(principal)], responses=V1_ERRORS)
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and option fields on top of the file itself
