@@ -1,20 +1,28 @@
-"""`singsong eval codec`: reconstruction quality and codebook usage of a trained codec on held-out audio.
+"""`singsong eval codec`: does a codec keep what the cascade needs — harmony, key, rhythm — on held-out songs?
 
-For every file (the `test` split by default) the codec encodes the audio once and decodes it twice: from
-the first `num_coarse_levels` RVQ levels only (what SingSong's coarse stage produces) and from all levels.
-Reported per decode and averaged over files:
+For every held-out song (splits `valid,test` by default) the truth is the song's instrumental, the sum of its
+`drums`, `bass` and `other` stems (what the cascade tokenizes; a folder without stems uses the files
+themselves). One table, one run, one row per rendition of the truth:
 
-* `mel_distance`: the multi-scale log-mel L1 of the training loss (`loss/mel`), so it can be compared with
-  the TensorBoard curves; lower is better;
-* `si_snr_db`: scale-invariant signal-to-noise ratio (Le Roux et al., 2019, "SDR - half-baked or well
-  done?"), per channel; higher is better. Codecs trained on spectral losses do not preserve phase, so this
-  is low (often < 5 dB) even when the audio sounds close;
+* `truth` - the instrumental as is (its own harmonic margin, key and tempo are the reference);
+* `griffin-lim` - Griffin-Lim (32 iterations, momentum 0.99) from the true |STFT| at the spectral codec's
+  resolution (n_fft 2048, hop 480): the ceiling of any magnitude-only codec;
+* for each `--model`: the codec decoding all of its levels, and only its first `num_coarse_levels`.
 
-and per RVQ level, over all files: `perplexity` (exp of the entropy of the code distribution; the
-codebook size at best) and `used_fraction` (share of the codebook that occurs at all).
+Columns (fit metrics from `fit.py`, chroma similarity from `fidelity.py`; nothing re-implemented here):
 
-Writes `REPORT_DIR/report.json`, `REPORT_DIR/spectrograms.png` (input vs coarse vs full log-mel of the
-first file) and the first file's input/coarse/full audio under `REPORT_DIR/examples/`.
+* `chroma_corr`: Pearson correlation of the constant-Q chromagrams (`fit.chromagram`) of truth and rendition;
+* `chroma_sim`: `fidelity.chroma_similarity` (cosine over 0.5 s blocks);
+* `key_agree`: share of songs whose estimated key (`fit.estimate_key` on the mean chroma) equals the truth's;
+* `margin`: mean harmonic support margin of the song's vocal melody on the rendition (`fit.harmonic_support`,
+  control = the chroma rotated by +-1 semitone), and `margin_ratio` = summed margin / the truth's;
+* `tempo_agree`: share of songs whose beat-tracked tempo (`fit.beat_track`) agrees with the truth's
+  (`fit.tempo_agrees`: within 8% at x0.5, x1, x2);
+* `mel`, `stft_sc`, `stft_logmag`: multi-resolution log-mel L1, spectral convergence and log-magnitude L1
+  against the truth (`models/codec/losses.py`, the SEANet codec's training losses);
+
+and per codec and RVQ level the code perplexity and the share of the codebook used. Writes
+`OUT/report.json`, `OUT/table.md` and `OUT/spectrograms_<song>.png` for the first `--figures` songs.
 """
 
 from __future__ import annotations
@@ -23,217 +31,316 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
+METRICS = ("chroma_corr", "chroma_sim", "key_agree", "margin", "margin_ratio", "tempo_agree", "mel", "stft_sc")
+
 
 @dataclass
 class CodecEvalOptions:
-    model: Path
+    models: list[Path]
     data: Path
     out: Path
-    split: str | None = "test"
-    stem: str | None = None
-    max_files: int | None = None
-    max_seconds: float | None = 30.0  # evaluate at most this much of each file (from its start)
+    splits: tuple[str, ...] = ("valid", "test")
+    max_songs: int | None = None
+    max_seconds: float | None = 20.0
+    ceiling: bool = True  # the Griffin-Lim-of-the-true-magnitude row
+    figures: int = 3
     device: str = "auto"
-    chunk_seconds: float | None = 30.0
+    names: list[str] = field(default_factory=list)  # row labels of the models (default: directory names)
     progress: bool = True
 
 
-def si_snr(estimate: Any, reference: Any, eps: float = 1e-8) -> Any:
-    """Scale-invariant SNR in dB of `[..., T]` signals, per leading index (zero-mean, projection on reference)."""
-    estimate = estimate - estimate.mean(-1, keepdim=True)
-    reference = reference - reference.mean(-1, keepdim=True)
-    scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + eps)
-    target = scale * reference
-    noise = estimate - target
-    return 10 * ((target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps)).log10()
+@dataclass
+class Song:
+    name: str
+    truth: tuple[Path, ...]  # files summed into the truth
+    vocals: Path | None
 
 
-def evaluate_codec(options: CodecEvalOptions) -> dict[str, Any]:
-    """Run the evaluation; returns the report (also written to `out/report.json`)."""
+def held_out_songs(data: Path, splits: tuple[str, ...], max_songs: int | None) -> list[Song]:
+    """Songs of `splits` (their instrumental stems and vocals when the song folder has them)."""
+    from pipelines.training.spectral_codec import song_clips
+
+    songs = []
+    for split in splits or (None,):  # no splits: every song
+        for files in song_clips(data, split, "instrumental"):
+            vocals = files[0].with_name(f"vocals{files[0].suffix}")
+            name = files[0].parent.name if len(files) > 1 else files[0].stem
+            songs.append(Song(name, files, vocals if vocals.is_file() else None))
+    return songs[:max_songs] if max_songs else songs
+
+
+class _Scorer:
+    """Scores renditions of one song against its truth (features of the truth computed once per rate)."""
+
+    def __init__(self, song: Song, max_seconds: float | None) -> None:
+        from core.audio import load_audio
+        from pipelines.evaluation.fit import vocal_melody
+
+        self.song, self.max_seconds = song, max_seconds
+        self._truth: dict[int, Any] = {}
+        self._reference: dict[int, dict[str, Any]] = {}
+        self.melody = None
+        if song.vocals is not None:
+            vocal = load_audio(song.vocals, sample_rate=16_000, channels=1).samples[0]
+            self.melody = vocal_melody(self._cut(vocal, 16_000), 16_000)
+
+    def _cut(self, audio: Any, rate: int) -> Any:
+        return audio[: int(self.max_seconds * rate)] if self.max_seconds else audio
+
+    def truth(self, rate: int) -> Any:
+        """The truth, mono float32 `[T]` at `rate`."""
+        from pipelines.training.spectral_codec import load_clip
+
+        if rate not in self._truth:
+            self._truth[rate] = self._cut(load_clip(self.song.truth, rate), rate)
+        return self._truth[rate]
+
+    def analyse(self, audio: Any, rate: int) -> dict[str, Any]:
+        from pipelines.evaluation.fit import beat_track, chromagram, estimate_key, harmonic_support
+
+        chroma = chromagram(audio, rate)
+        margin = None
+        if self.melody is not None:
+            margin = harmonic_support(self.melody, chroma, control="semitone").margin
+        return {
+            "chroma": chroma,
+            "key": estimate_key(chroma.mean(axis=1)).name,
+            "tempo": beat_track(audio, rate).tempo,
+            "margin": margin,
+        }
+
+    def score(self, audio: Any, rate: int, spectral: Any) -> dict[str, Any]:
+        """Metrics of one rendition `[T]` at `rate` (cut or zero-padded to the truth's length)."""
+        import numpy as np
+        import torch
+
+        from pipelines.evaluation.fidelity import chroma_similarity
+        from pipelines.evaluation.fit import tempo_agrees
+
+        truth = self.truth(rate)
+        audio = np.pad(audio[: len(truth)], (0, max(0, len(truth) - len(audio))))
+        if rate not in self._reference:
+            self._reference[rate] = self.analyse(truth, rate)
+        reference, mine = self._reference[rate], self.analyse(audio, rate)
+        frames = min(reference["chroma"].shape[1], mine["chroma"].shape[1])
+        corr = np.corrcoef(reference["chroma"][:, :frames].ravel(), mine["chroma"][:, :frames].ravel())[0, 1]
+        with torch.no_grad():
+            losses = spectral(torch.from_numpy(audio)[None, None], torch.from_numpy(truth)[None, None])
+        return {
+            "chroma_corr": float(np.nan_to_num(corr)),
+            "chroma_sim": chroma_similarity(reference["chroma"], mine["chroma"]),
+            "key": mine["key"],
+            "key_agree": mine["key"] == reference["key"],
+            "margin": mine["margin"],
+            "truth_margin": reference["margin"],
+            "tempo": mine["tempo"],
+            "tempo_agree": tempo_agrees(mine["tempo"], reference["tempo"]),
+            "mel": float(losses["loss/mel"]),
+            "stft_sc": float(losses["loss/spectral_convergence"]),
+            "stft_logmag": float(losses["loss/log_magnitude"]),
+        }
+
+
+def _griffin_lim_ceiling(audio: Any, rate: int) -> Any:
+    """Griffin-Lim from the true magnitude at the spectral codec's STFT (n_fft 2048, hop 480 at 24 kHz)."""
+    import torch
+
+    from models.codec.phase import griffin_lim
+    from models.codec.spectral_config import SpectralCodecConfig
+
+    config = SpectralCodecConfig()
+    scale = rate / config.sample_rate
+    n_fft, hop = round(config.n_fft * scale), round(config.hop_length * scale)
+    wav = torch.from_numpy(audio)[None]
+    magnitude = torch.stft(wav, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
+    return griffin_lim(magnitude, n_fft=n_fft, hop_length=hop, length=wav.shape[-1])[0].numpy()
+
+
+def _summarise(rows: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    import numpy as np
+
+    summary = {}
+    for name, scores in rows.items():
+        margins = [s["margin"] for s in scores if s["margin"] is not None]
+        truth_margins = [s["truth_margin"] for s in scores if s["truth_margin"] is not None]
+        summary[name] = {
+            "songs": len(scores),
+            "chroma_corr": float(np.mean([s["chroma_corr"] for s in scores])),
+            "chroma_sim": float(np.mean([s["chroma_sim"] for s in scores])),
+            "key_agree": float(np.mean([s["key_agree"] for s in scores])),
+            "margin": float(np.mean(margins)) if margins else float("nan"),
+            "margin_ratio": float(np.sum(margins) / np.sum(truth_margins)) if truth_margins else float("nan"),
+            "tempo_agree": float(np.mean([s["tempo_agree"] for s in scores])),
+            "mel": float(np.mean([s["mel"] for s in scores])),
+            "stft_sc": float(np.mean([s["stft_sc"] for s in scores])),
+            "stft_logmag": float(np.mean([s["stft_logmag"] for s in scores])),
+        }
+    return summary
+
+
+def format_table(summary: dict[str, dict[str, float]]) -> str:
+    """The summary as a Markdown table, one row per rendition."""
+    header = "| rendition | " + " | ".join(METRICS) + " |"
+    lines = [header, "|" + "---|" * (len(METRICS) + 1)]
+    for name, values in summary.items():
+        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.3f}" for m in METRICS) + " |")
+    return "\n".join(lines)
+
+
+def evaluate_codecs(options: CodecEvalOptions) -> dict[str, Any]:
+    """Run the evaluation (module docstring); returns the report, also written to `OUT/report.json`."""
     import torch
     from tqdm import tqdm
 
-    from core.audio import load_audio, save_audio
     from core.device import resolve_device
-    from models.codec import load_codec
     from models.codec.losses import MultiResolutionSpectralLoss
     from models.codec.quantizer import code_counts
-    from pipelines.training.codec import training_files
+    from models.loading import load_tokenizer
 
     started = time.monotonic()
     device = resolve_device(options.device)
-    codec = load_codec(options.model, device=device)
-    spectral = MultiResolutionSpectralLoss(sample_rate=codec.sample_rate).to(device)
-    files = training_files(Path(options.data), options.stem, options.split)
-    if options.max_files:
-        files = files[: options.max_files]
+    songs = held_out_songs(Path(options.data), options.splits, options.max_songs)
+    names = options.names or [Path(m).name if Path(m).name != "model" else Path(m).parent.name for m in options.models]
+    codecs = {name: load_tokenizer(path, device=str(device)) for name, path in zip(names, options.models, strict=True)}
+    spectral: dict[int, Any] = {}
+    rows: dict[str, list[dict[str, Any]]] = {"truth": []}
+    if options.ceiling:
+        rows["griffin-lim"] = []
+    counts = {name: torch.zeros(c.num_codebooks, c.cardinality, dtype=torch.long) for name, c in codecs.items()}
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    coarse_levels = codec.num_coarse_levels
-    decodes = {"coarse": coarse_levels, "full": codec.num_codebooks}
-    counts = torch.zeros(codec.num_codebooks, codec.cardinality, dtype=torch.long)
-    per_file: list[dict[str, Any]] = []
-    total_seconds = 0.0
-    figure_data = None
-    for index, path in enumerate(tqdm(files, desc="eval codec", unit="file", disable=not options.progress)):
-        audio = load_audio(path, sample_rate=codec.sample_rate, channels=codec.channels)
-        samples = audio.samples
-        if options.max_seconds:
-            samples = samples[:, : int(options.max_seconds * codec.sample_rate)]
-        wav = torch.from_numpy(samples).to(device)[None]  # [1, C, T]
-        length = wav.shape[-1]
-        total_seconds += length / codec.sample_rate
-        codes = codec.encode(wav, chunk_seconds=options.chunk_seconds)
-        counts += code_counts(codes, codec.cardinality).cpu()
-        entry: dict[str, Any] = {"path": str(path), "seconds": round(length / codec.sample_rate, 3)}
-        reconstructions = {}
-        for name, levels in decodes.items():
-            recon = codec.decode(codes[:, :levels], chunk_seconds=options.chunk_seconds)[..., :length]
-            reconstructions[name] = recon
-            with torch.no_grad():
-                mel = float(spectral(recon, wav)["loss/mel"])
-            entry[name] = {"mel_distance": mel, "si_snr_db": float(si_snr(recon, wav).mean())}
-        per_file.append(entry)
-        if index == 0:
-            figure_data = (wav, reconstructions)
-            examples = out / "examples"
-            examples.mkdir(exist_ok=True)
-            save_audio(examples / "input.wav", samples, codec.sample_rate)
-            for name, recon in reconstructions.items():
-                clipped = recon[0].clamp(-1, 1).cpu().numpy()
-                save_audio(examples / f"{name}.wav", clipped, codec.sample_rate)
-
-    elapsed = time.monotonic() - started
-    report: dict[str, Any] = {
-        "model": str(options.model),
+    per_song = []
+    for index, song in enumerate(tqdm(songs, desc="eval codec", unit="song", disable=not options.progress)):
+        scorer = _Scorer(song, options.max_seconds)
+        renditions: dict[str, tuple[Any, int]] = {"truth": (scorer.truth(24_000), 24_000)}
+        if options.ceiling:
+            renditions["griffin-lim"] = (_griffin_lim_ceiling(scorer.truth(24_000), 24_000), 24_000)
+        for name, codec in codecs.items():
+            rate = codec.sample_rate
+            wav = torch.from_numpy(scorer.truth(rate))[None, None].to(device)
+            codes = codec.encode(wav)
+            counts[name] += code_counts(codes.cpu(), codec.cardinality)
+            coarse = getattr(codec, "num_coarse_levels", codec.num_codebooks)
+            for label, levels in (
+                (f"{name} all {codec.num_codebooks}", codec.num_codebooks),
+                (f"{name} coarse {coarse}", coarse),
+            ):
+                audio = codec.decode(codes[:, :levels])[0, 0].float().cpu().numpy()
+                renditions[label] = (audio, rate)
+        entry: dict[str, Any] = {"song": song.name}
+        for label, (audio, rate) in renditions.items():
+            if rate not in spectral:
+                spectral[rate] = MultiResolutionSpectralLoss(sample_rate=rate)
+            scores = scorer.score(audio, rate, spectral[rate])
+            rows.setdefault(label, []).append(scores)
+            entry[label] = {k: v for k, v in scores.items() if k != "truth_margin"}
+        per_song.append(entry)
+        if index < options.figures:
+            plot_spectrograms(out / f"spectrograms_{song.name}.png", renditions, title=song.name)
+    summary = _summarise(rows)
+    report = {
         "data": str(options.data),
-        "split": options.split,
-        "stem": options.stem,
-        "num_files": len(per_file),
-        "audio_seconds": round(total_seconds, 3),
-        "codec": {
-            "sample_rate": codec.sample_rate,
-            "channels": codec.channels,
-            "frame_rate": codec.frame_rate,
-            "num_levels": codec.num_codebooks,
-            "num_coarse_levels": coarse_levels,
-            "codebook_size": codec.cardinality,
-            "parameters": codec.num_parameters(),
+        "splits": list(options.splits),
+        "songs": len(songs),
+        "seconds_per_song": options.max_seconds,
+        "models": {
+            name: _describe(codec, path) for (name, codec), path in zip(codecs.items(), options.models, strict=True)
         },
+        "summary": summary,
+        "codebooks": {name: _usage(c) for name, c in counts.items()},
+        "per_song": per_song,
+        "elapsed_seconds": round(time.monotonic() - started, 1),
     }
-    bits_per_level = codec.frame_rate * torch.tensor(float(codec.cardinality)).log2().item()
-    for name, levels in decodes.items():
-        report[name] = {
-            "levels": levels,
-            "bitrate_kbps": round(levels * bits_per_level / 1000, 3),
-            "mel_distance": sum(f[name]["mel_distance"] for f in per_file) / len(per_file),
-            "si_snr_db": sum(f[name]["si_snr_db"] for f in per_file) / len(per_file),
-        }
-    probs = counts.float() / counts.sum(-1, keepdim=True).clamp_min(1)
-    perplexity = (-(probs * probs.clamp_min(1e-12).log()).sum(-1)).exp()
-    report["codebooks"] = [
-        {
-            "level": level,
-            "coarse": level < coarse_levels,
-            "perplexity": float(perplexity[level]),
-            "used_fraction": float((counts[level] > 0).float().mean()),
-        }
-        for level in range(codec.num_codebooks)
-    ]
-    report["files"] = per_file
-    if figure_data is not None:
-        report["figure"] = "spectrograms.png"
-        plot_spectrograms(out / "spectrograms.png", spectral, *figure_data, report=report)
-    report["elapsed_seconds"] = round(time.monotonic() - started, 2)
-    report["real_time_factor"] = round(elapsed / max(total_seconds, 1e-9), 4)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    (out / "table.md").write_text(format_table(summary) + "\n")
     return report
 
 
-def plot_spectrograms(
-    path: Path,
-    spectral: Any,
-    wav: Any,
-    reconstructions: dict[str, Any],
-    *,
-    report: dict[str, Any],
-    n_fft: int = 1024,
-    max_seconds: float = 10.0,
-) -> None:
-    """Input / coarse / full log-mel spectrograms of one file (first channel, first `max_seconds`)."""
+def _describe(codec: Any, path: Path) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "class": type(codec).__name__,
+        "sample_rate": codec.sample_rate,
+        "frame_rate": codec.frame_rate,
+        "levels": codec.num_codebooks,
+        "coarse_levels": getattr(codec, "num_coarse_levels", codec.num_codebooks),
+        "codebook_size": codec.cardinality,
+    }
+
+
+def _usage(counts: Any) -> list[dict[str, float]]:
+    """Per level: perplexity (exp entropy of the code distribution) and the share of the codebook used."""
+    probs = counts.float() / counts.sum(-1, keepdim=True).clamp_min(1)
+    perplexity = (-(probs * probs.clamp_min(1e-12).log()).sum(-1)).exp()
+    used = (counts > 0).float().mean(-1)
+    return [
+        {"level": k, "perplexity": float(p), "used": float(u)}
+        for k, (p, u) in enumerate(zip(perplexity, used, strict=True))
+    ]
+
+
+def plot_spectrograms(path: Path, renditions: dict[str, tuple[Any, int]], *, title: str, seconds: float = 8.0) -> None:
+    """Log-mel spectrograms (128 bands, n_fft 2048 at 24 kHz scale) of each rendition, one panel each."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import librosa
     import matplotlib.pyplot as plt
-    import torch
 
-    if n_fft not in spectral.fft_sizes:
-        n_fft = spectral.fft_sizes[-1]
-    sample_rate = report["codec"]["sample_rate"]
-    limit = int(max_seconds * sample_rate)
-    panels = [("input", wav), *reconstructions.items()]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), sharex=True, squeeze=False)
-    seconds = min(wav.shape[-1], limit) / sample_rate
-    with torch.no_grad():
-        mels = [
-            spectral.log_mel(spectral.magnitude(signal[:1, :1, :limit], n_fft), n_fft)[0].cpu().numpy()
-            for _, signal in panels
-        ]
-    # one colour scale for all panels (the input's range), so levels can be compared by eye
-    vmin, vmax = float(mels[0].min()), float(mels[0].max())
-    for axis, (name, _), mel in zip(axes[:, 0], panels, mels, strict=True):
-        image = axis.imshow(
-            mel,
+    fig, axes = plt.subplots(len(renditions), 1, figsize=(10, 1.9 * len(renditions)), sharex=True, squeeze=False)
+    reference = None
+    for axis, (label, (audio, rate)) in zip(axes[:, 0], renditions.items(), strict=True):
+        clip = audio[: int(seconds * rate)]
+        n_fft = 2048 * rate // 24_000
+        bands = 128 if rate >= 16_000 else 48  # fewer bands at low rates, or the lowest are empty
+        mel = librosa.feature.melspectrogram(
+            y=clip, sr=rate, n_fft=n_fft, hop_length=n_fft // 4, n_mels=bands, fmax=min(8000, rate / 2)
+        )
+        db = librosa.power_to_db(mel, ref=1.0)
+        reference = reference if reference is not None else (float(db.max()) - 80, float(db.max()))
+        axis.imshow(
+            db,
             origin="lower",
             aspect="auto",
-            extent=(0, seconds, 0, mel.shape[0]),
             cmap="magma",
-            vmin=vmin,
-            vmax=vmax,
+            vmin=reference[0],
+            vmax=reference[1],
+            extent=(0, len(clip) / rate, 0, bands),
         )
-        title = name
-        if name in report:
-            summary = report[name]
-            title += (
-                f" ({summary['levels']} levels, {summary['bitrate_kbps']:g} kbps): mel distance "
-                f"{summary['mel_distance']:.3f}, SI-SNR {summary['si_snr_db']:.1f} dB"
-            )
-        axis.set_title(title, fontsize=9)
-        axis.set_ylabel("mel band")
-        fig.colorbar(image, ax=axis, pad=0.01)
+        axis.set_title(f"{title}: {label}", fontsize=8)
+        axis.set_ylabel("mel")
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
 def _run(args: argparse.Namespace) -> int:
-    report = evaluate_codec(
+    report = evaluate_codecs(
         CodecEvalOptions(
-            model=Path(args.model),
+            models=[Path(m) for m in args.model],
             data=Path(args.data),
             out=Path(args.out),
-            split=None if args.split in ("", "all") else args.split,
-            stem=args.stem,
-            max_files=args.max_files,
+            splits=tuple(s for s in args.split.split(",") if s and s != "all"),
+            max_songs=args.max_songs,
             max_seconds=args.max_seconds or None,
+            ceiling=not args.no_ceiling,
+            figures=args.figures,
             device=args.device,
+            names=args.name or [],
         )
     )
-    for name in ("coarse", "full"):
-        summary = report[name]
-        print(
-            f"{name:6s} {summary['levels']} levels {summary['bitrate_kbps']:6.2f} kbps  "
-            f"mel distance {summary['mel_distance']:.3f}  SI-SNR {summary['si_snr_db']:6.2f} dB"
-        )
-    usage = ", ".join(f"{c['perplexity']:.0f}/{c['used_fraction']:.0%}" for c in report["codebooks"])
-    print(f"codebook perplexity/used per level: {usage}")
+    print(f"{report['songs']} songs x {report['seconds_per_song']} s from {report['data']} {report['splits']}")
+    print(format_table(report["summary"]))
+    for name, levels in report["codebooks"].items():
+        usage = ", ".join(f"{level['perplexity']:.0f}/{level['used']:.0%}" for level in levels)
+        print(f"{name}: code perplexity/used per level: {usage}")
     print(f"report: {Path(args.out) / 'report.json'}")
     return 0
 
@@ -242,16 +349,18 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     """Add `singsong eval codec`."""
     parser = groups["eval"].add_parser(
         "codec",
-        help="measure codec reconstruction (mel distance, SI-SNR) and codebook usage",
+        help="harmony, key, tempo and spectral distance of codec round trips on held-out songs",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="codec checkpoint directory (or training run dir)")
-    parser.add_argument("--data", required=True, help="audio folder, corpus folder or manifest .jsonl")
+    parser.add_argument("--model", action="append", required=True, help="codec directory (repeat to compare)")
+    parser.add_argument("--name", action="append", help="row label of each --model (default: directory name)")
+    parser.add_argument("--data", required=True, help="corpus folder (song folders with stems) or audio folder")
     parser.add_argument("--out", required=True, help="report directory")
-    parser.add_argument("--split", default="test", help="manifest split ('all' for every file)")
-    parser.add_argument("--stem", default=None, help="manifest stem, e.g. mixture")
-    parser.add_argument("--max-files", type=int, default=None)
-    parser.add_argument("--max-seconds", type=float, default=30.0, help="seconds per file (0: all)")
+    parser.add_argument("--split", default="valid,test", help="comma list of held-out splits ('all': every song)")
+    parser.add_argument("--max-songs", type=int, default=None)
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="seconds per song (0: all)")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the Griffin-Lim-of-the-truth row")
+    parser.add_argument("--figures", type=int, default=3, help="spectrogram PNGs for the first songs")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.set_defaults(handler=_run)
