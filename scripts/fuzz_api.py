@@ -2,8 +2,9 @@
 
 Starts what a deployment runs, on loopback and in a temporary directory: a redis-server, the API
 (`python -m service serve`, API keys on) and a worker with the tiny test engine (so /readyz is ready and
-jobs really finish). It mints a key, submits one real vocal so that the job routes get an id that exists
-(schemathesis cannot invent one: without it every job route would only ever answer 404), then runs
+jobs really finish). It mints a key, submits one real vocal and one batch so that the job and batch routes
+get ids that exist (schemathesis cannot invent them: without them those routes would only answer 404), then
+runs
 
     schemathesis run URL/openapi.json --checks all --config-file scripts/schemathesis.toml ...
 
@@ -114,8 +115,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def submit_vocal(base: str, key: str, work: Path) -> str:
-    """A real job, finished by the worker, so the download routes have results to serve."""
+def submit_vocal(base: str, key: str, work: Path) -> tuple[str, str]:
+    """A real job, finished by the worker, so the download routes have results to serve; and a batch."""
     t = np.arange(32_000) / 16_000
     sf.write(work / "vocal.wav", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16_000)
     headers = {"Authorization": f"Bearer {key}"}
@@ -123,7 +124,9 @@ def submit_vocal(base: str, key: str, work: Path) -> str:
         job = httpx.post(base + "/v1/jobs", headers=headers, files={"audio": ("vocal.wav", fh)}, timeout=60).json()
     url = f"{base}/v1/jobs/{job['id']}"
     wait_until(lambda: httpx.get(url, headers=headers).json()["status"] == "succeeded", "the first job")
-    return job["id"]
+    with (work / "vocal.wav").open("rb") as fh:
+        batch = httpx.post(base + "/v1/batches", headers=headers, files={"files": ("vocal.wav", fh)}, timeout=60)
+    return job["id"], batch.json()["id"]
 
 
 if __name__ == "__main__":
