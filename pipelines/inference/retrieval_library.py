@@ -12,7 +12,7 @@ starts at seed 100000), so held-out songs can never be retrieved as their own ac
 style preset with both modes where the style has them, and spreads tempos within each style. The same command
 regenerates it exactly (`singsong corpus library --out pipelines/inference/library`): composition and
 rendering are deterministic in the seed. Audio is Ogg Vorbis at libsndfile's smallest setting
-(`compression_level=1.0`, ~55 kb/s stereo: 134 KB per 20 s), 40 songs ~ 5.4 MB.
+(`compression_level=1.0`, ~55-75 kb/s stereo: 134-190 KB per 20 s), 40 songs = 6.0 MB.
 """
 
 from __future__ import annotations
