@@ -6,6 +6,8 @@ when the true instrumental exists, the ground-truth ones (`fidelity.py`). Rows, 
 (Donahue et al., 2023, Sec. 5) compares them:
 
 * **truth** — the song's own instrumental: the level a perfect system reaches on these songs;
+* **truth +1 semitone**, **truth +1/2 beat** — the metrics' own sanity controls on the same songs: the first
+  must lose harmony and key, the second beat alignment (`--no-sanity` drops them);
 * **codec(truth)** — the truth through a model's codec (`--codec`, default the shipped model's): the
   ceiling a cascade decoding with that codec can reach;
 * **retrieval** — SingSong's retrieval baseline (`pipelines/inference/retrieval.py`), the bar to clear;
@@ -67,6 +69,7 @@ class ReportOptions:
     embedding: str = "builtin"
     embedding_path: Path | None = None
     no_model: bool = False  # only the rows without a model (fast runs, tests)
+    sanity: bool = True  # the truth a semitone up and half a beat late: the metrics' own controls
     command: str = ""  # the command line, recorded in the report
 
 
@@ -198,13 +201,32 @@ def fixed_rows(songs: list[ReportSong], options: ReportOptions) -> dict[str, lis
     from tqdm import tqdm
 
     truth: list[np.ndarray] = [s.truth for s in songs]  # type: ignore[misc]
+    rows = {"truth": truth}
+    if options.sanity:
+        rows.update(sanity_rows(songs, truth))
     codec = load_codec(options.codec, options.device)
     pairs = tqdm(list(zip(truth, songs, strict=True)), desc="codec(truth)", unit="song")
-    return {
-        "truth": truth,
-        "codec(truth)": [codec_roundtrip(codec, t, s.rate, options.device) for t, s in pairs],
-        "other song": [truth[(i + 1) % len(songs)] for i in range(len(songs))],
-    }
+    rows["codec(truth)"] = [codec_roundtrip(codec, t, s.rate, options.device) for t, s in pairs]
+    rows["other song"] = [truth[(i + 1) % len(songs)] for i in range(len(songs))]
+    return rows
+
+
+def sanity_rows(songs: list[ReportSong], truth: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """The metrics' own controls on these songs: the truth a semitone up (Rubber Band) must lose harmony and
+    key; the truth half a beat late (circularly shifted; beat from the declared tempo, else the beat tracker)
+    must lose beat alignment."""
+    from tqdm import tqdm
+
+    from pipelines.evaluation.fit import beat_track
+    from pipelines.inference.stretch import shift_and_stretch
+
+    up, late = [], []
+    for song, audio in tqdm(list(zip(songs, truth, strict=True)), desc="sanity controls", unit="song"):
+        shifted = shift_and_stretch(audio[None], song.rate, rate=1.0, semitones=1.0)[0, : len(audio)]
+        up.append(np.pad(shifted, (0, len(audio) - len(shifted))).astype(np.float32))
+        tempo = float(song.meta.get("tempo") or beat_track(audio, song.rate).tempo or 120.0)
+        late.append(np.roll(audio, round(30.0 / tempo * song.rate)))
+    return {"truth +1 semitone": up, "truth +1/2 beat": late}
 
 
 def engine_rows(
@@ -256,7 +278,8 @@ def write_figures(
 
     figures = [metric_bars(summary, options.out / "metrics.png").name]
     for index, song in enumerate(songs[: options.figures]):
-        pictures = {row: chromagram(audios[index], song.rate) for row, audios in rows.items() if row != "other song"}
+        shown = {row: audios for row, audios in rows.items() if row != "other song" and not row.startswith("truth +")}
+        pictures = {row: chromagram(audios[index], song.rate) for row, audios in shown.items()}
         path = options.out / f"example_{index:02d}.png"
         melody = melodies[index]
         example_chroma(song.id, melody.pitch_classes, melody.frame_rate, pictures, CHROMA_RATE, path)
@@ -395,6 +418,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "--model", type=Path, action="append", default=None, help="model directory (repeatable; default: shipped)"
     )
     parser.add_argument("--no-model", action="store_true", help="skip the model rows")
+    parser.add_argument("--no-sanity", action="store_true", help="skip the truth +1 semitone / +1/2 beat rows")
     parser.add_argument("--codec", type=Path, default=None, help="codec for codec(truth): model or codec dir")
     parser.add_argument("--library", type=Path, default=None, help="retrieval library (default: bundled)")
     parser.add_argument("--separator-repo", type=Path, default=shipped, help="demucs repository")
@@ -436,6 +460,7 @@ def _run(args: argparse.Namespace) -> int:
         embedding=args.embedding,
         embedding_path=args.embedding_path,
         no_model=args.no_model,
+        sanity=not args.no_sanity,
         command="singsong " + shlex.join(sys.argv[1:]),
     )
     report = build_report(options)

@@ -42,9 +42,13 @@ def test_report_rows_sections_and_sanity(tmp_path: Path) -> None:
     report = build_report(options)
     assert list(report.summary) == ["isolated", "separated"]
     rows = report.summary["isolated"]
-    assert list(rows) == ["truth", "codec(truth)", "other song", "retrieval"]
-    # sanity: the song's own instrumental fits better than another song's
+    assert list(rows) == ["truth", "truth +1 semitone", "truth +1/2 beat", "codec(truth)", "other song", "retrieval"]
+    # sanity: the song's own instrumental fits better than another song's, than itself a semitone up (harmony)
+    # and than itself half a beat late (rhythm)
     assert rows["truth"]["harmonic_margin"] > rows["other song"]["harmonic_margin"] + 0.2
+    assert rows["truth"]["harmonic_margin"] > rows["truth +1 semitone"]["harmonic_margin"] + 0.2
+    assert rows["truth +1 semitone"]["key_compatible"] == 0.0
+    assert rows["truth"]["beat_margin"] > rows["truth +1/2 beat"]["beat_margin"] + 0.3
     assert rows["truth"]["key_compatible"] == 1.0 and rows["other song"]["key_compatible"] < 1.0
     assert rows["truth"]["chroma_similarity"] == pytest.approx(1.0) and rows["truth"]["frechet"] == 0.0
     # retrieval transposes a library song into the vocal's key
