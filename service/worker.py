@@ -51,29 +51,23 @@ from redis.retry import Retry
 from core.audio import Audio, AudioError, load_audio
 from pipelines.inference.engine import AccompanimentEngine, Take
 from pipelines.inference.engine_loader import load_engine
+from service import janitor as housekeeping
 from service import metrics
 from service.config import Settings
 from service.jobs import JobRecord
 from service.keys import GROUP, Keys
+from service.outage import REDIS_DOWN, when_redis_is_back
 from service.scripts import CLAIM, FAIL, FINISH, PROGRESS
 from service.storage import Storage, is_job_id
 
 log = logging.getLogger("singsong.worker")
 T = TypeVar("T")
 PROGRESS_INTERVAL_S = 0.25
-INCOMING_MAX_AGE_S = 6 * 3600.0
 WRITE_THREADS = 8
-ORPHAN_SWEEP_INTERVAL_S = 600.0
-#: A job directory without a Redis record this old is an orphan. Admission takes milliseconds between
-#: storing an upload and enqueueing it, so ten minutes is ample; an upload whose enqueue met a Redis
-#: outage (and could not be confirmed absent) is left for this sweep.
-ORPHAN_MAX_AGE_S = 600.0
 #: After a failed progress report, skip reports for this long: each failure costs the client's retries,
 #: which would otherwise slow the generation loop down for the whole outage.
 PROGRESS_BACKOFF_S = 5.0
 REDIS_SOCKET_TIMEOUT_S = 10.0
-#: Errors that mean "Redis is unreachable right now" (BusyLoadingError, after a restart, is a ConnectionError).
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 @dataclass
@@ -403,19 +397,8 @@ class Worker:
         log.info("worker %s: job %s succeeded (attempt %d)", self.name, job_id, claimed.attempt)
 
     def _when_redis_is_back(self, call: Callable[[], T]) -> T:
-        """`call()`, retried through a Redis outage of up to `redis_outage_wait_s` (results already computed
-        are worth waiting for: dropping them would cost the job an attempt and a full re-generation)."""
-        deadline = time.monotonic() + self.settings.redis_outage_wait_s
-        delay = 0.1
-        while True:
-            try:
-                return call()
-            except REDIS_DOWN as error:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("worker %s: Redis unavailable (%s), waiting to publish", self.name, error)
-                time.sleep(delay)
-                delay = min(2 * delay, 2.0)
+        """Results already computed are worth waiting for (service/outage.py)."""
+        return when_redis_is_back(call, self.settings.redis_outage_wait_s, f"worker {self.name}")
 
     def _discard(self, claimed: Claimed, outcome: str) -> None:
         """Cancelled, deleted, or taken over by another worker meanwhile: this attempt's files are nobody's."""
@@ -492,39 +475,23 @@ class Worker:
             self._stop.wait(self.settings.heartbeat_s)
 
     def janitor(self) -> int:
-        """Delete records and files of jobs whose result TTL has passed. Safe to run in every worker."""
-        expired = self.client.zrangebyscore(self.keys.expiry, "-inf", time.time(), start=0, num=500)
-        for job_id in expired:
-            if is_job_id(job_id):
-                self.storage.delete_job(job_id)
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self.keys.job(job_id))
-            pipe.zrem(self.keys.expiry, job_id)
-            pipe.execute()
-        self.storage.sweep_incoming(INCOMING_MAX_AGE_S)
+        """Expired jobs, abandoned uploads, orphaned directories (service/janitor.py). Returns expired jobs."""
+        expired = housekeeping.remove_expired(self.client, self.keys, self.storage)
+        self.storage.sweep_incoming(housekeeping.INCOMING_MAX_AGE_S)
         if time.time() >= self._next_orphan_sweep:
             self.sweep_orphans()
-            self._next_orphan_sweep = time.time() + ORPHAN_SWEEP_INTERVAL_S
-        # Workers that left without saying goodbye (SIGKILL) stay in the set until this prunes them.
-        self.client.zremrangebyscore(self.keys.workers, "-inf", time.time() - 86_400)
+            self._next_orphan_sweep = time.time() + housekeeping.ORPHAN_SWEEP_INTERVAL_S
+        housekeeping.prune_workers(self.client, self.keys)
         if expired:
-            log.info("worker %s: janitor removed %d expired job(s)", self.name, len(expired))
-        return len(expired)
+            log.info("worker %s: janitor removed %d expired job(s)", self.name, expired)
+        return expired
 
-    def sweep_orphans(self, max_age_s: float = ORPHAN_MAX_AGE_S) -> int:
-        """Delete job directories that have no Redis record: an API process that died between storing an
-        upload and enqueueing it, or a record lost with a Redis that ran without persistence. Only old
-        directories are considered, so a job being admitted right now is never touched."""
-        candidates = self.storage.old_job_ids(max_age_s)
-        pipe = self.client.pipeline(transaction=False)
-        for job_id in candidates:
-            pipe.exists(self.keys.job(job_id))
-        orphans = [job_id for job_id, exists in zip(candidates, pipe.execute(), strict=True) if not exists]
-        for job_id in orphans:
-            self.storage.delete_job(job_id)
-        if orphans:
-            log.warning("worker %s: removed %d orphaned job directories", self.name, len(orphans))
-        return len(orphans)
+    def sweep_orphans(self, max_age_s: float = housekeeping.ORPHAN_MAX_AGE_S) -> int:
+        """Delete job directories without a Redis record, older than `max_age_s` (see service/janitor.py)."""
+        removed = housekeeping.sweep_orphans(self.client, self.keys, self.storage, max_age_s)
+        if removed:
+            log.warning("worker %s: removed %d orphaned job directories", self.name, removed)
+        return removed
 
 
 def main() -> None:
