@@ -6,6 +6,13 @@
   `storage/incoming/` while its bytes are counted: the request is answered 413 as soon as a limit is
   crossed, with nothing held in memory beyond one network chunk. A declared Content-Length over the limit
   is refused before reading anything.
+* **Slow clients** (slowloris bodies): each wait for the next chunk is bounded (`body_timeout_s`), and after a
+  grace period the average rate must stay above `min_upload_bytes_per_s`, like nginx's
+  `client_body_timeout`; a slower client gets 408, its connection is closed and its partial file deleted.
+  (Slow *headers* are the server protocol's business: see server.py.)
+* **Validation in bounded memory**: `check_vocal` uses `core.audio_scan.scan_audio`, which decodes block by
+  block, so admitting (or refusing) a 100 MB upload costs megabytes, not the gigabyte its decoded samples
+  would.
 * **Names are labels.** A part's file name (or a zip entry's) is kept only as a display label, reduced to
   its last path component without control characters; files are stored under generated names.
 * **Zip archives** are opened from disk and checked before anything is extracted: entry count, the sum of
