@@ -175,7 +175,7 @@ class TokenCacheWriter:
         directory: str | Path,
         *,
         semantic: AudioTokenizer,
-        codec: AudioTokenizer,
+        codec: AudioTokenizer | None,
         streams: Sequence[StreamSpec],
         fingerprints: dict[str, Any],
         melody: AudioTokenizer | None = None,
@@ -186,14 +186,19 @@ class TokenCacheWriter:
             from models.melody import MelodyTokenizer
 
             melody = MelodyTokenizer()
-        self.tokenizers: dict[str, AudioTokenizer] = {"semantic": semantic, "codec": codec}
+        self.tokenizers: dict[str, AudioTokenizer] = {"semantic": semantic}
+        if codec is not None:
+            self.tokenizers["codec"] = codec
+        elif any(spec.tokenizer == "codec" for spec in streams):
+            raise TokenCacheError("codec streams were asked for without a codec")
         if melody is not None:
             self.tokenizers["melody"] = melody
             fingerprints = {**fingerprints, "melody": tokenizer_fingerprint(melody, None)}
         self.streams = list(streams)
         self.device = device
         for spec in self.streams:
-            if spec.tokenizer == "codec" and not 0 <= spec.first_level < (spec.last_level or codec.num_codebooks):
+            levels = self.tokenizers[spec.tokenizer].num_codebooks
+            if spec.tokenizer == "codec" and not 0 <= spec.first_level < (spec.last_level or levels):
                 raise TokenCacheError(f"stream {spec.name}: empty codec level range")
         self.info = {
             "version": CACHE_VERSION,

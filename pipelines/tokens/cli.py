@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+from core.errors import SingsongError
+
+if TYPE_CHECKING:
+    from pipelines.tokens.cache import StreamSpec
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -13,7 +19,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "codec. Rerunning continues where an interrupted run stopped.",
     )
     build.add_argument("--data", required=True, help="pairs manifest (.jsonl) or corpus folder with manifest.jsonl")
-    build.add_argument("--codec", required=True, help="codec directory (ours or a transformers EnCodec)")
+    build.add_argument(
+        "--codec", default=None, help="codec directory (ours or a transformers EnCodec); needed for codec streams"
+    )
     build.add_argument("--semantic", required=True, help="semantic tokenizer directory")
     build.add_argument("--out", required=True, help="cache directory")
     build.add_argument("--splits", default=None, help="comma-separated splits to encode (default: all)")
@@ -29,9 +37,27 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         default=20.0,
         help="SNR (dB) of the white noise added for the vocals.semantic_noisy stream (default 20)",
     )
+    build.add_argument(
+        "--streams",
+        default=None,
+        help="comma-separated streams to build (default: all the cascade reads); e.g. "
+        "vocals.melody,vocals.melody_noisy,instrumental.semantic for a semantic stage, without a codec",
+    )
     build.add_argument("--device", default="cpu")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(handler=_build)
+
+
+def select_streams(streams: list[StreamSpec], names: str | None) -> list[StreamSpec]:
+    """The streams named in `names` (comma-separated; None: all of them), in their default order."""
+    if not names:
+        return streams
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    known = {spec.name for spec in streams}
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise SingsongError(f"--streams: unknown stream(s) {', '.join(unknown)} (choose from {', '.join(known)})")
+    return [spec for spec in streams if spec.name in wanted]
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -46,10 +72,14 @@ def _build(args: argparse.Namespace) -> int:
     )
 
     items = pair_sources(args.data, splits=args.splits.split(",") if args.splits else None)
-    codec = load_tokenizer(args.codec, device=args.device)
     semantic = load_tokenizer(args.semantic, device=args.device)
-    coarse = args.coarse_levels or getattr(codec, "num_coarse_levels", None) or min(3, codec.num_codebooks)
-    streams = default_streams(coarse, args.vocal_noise_snr)
+    codec = load_tokenizer(args.codec, device=args.device) if args.codec else None
+    coarse = 3 if codec is None else getattr(codec, "num_coarse_levels", None) or min(3, codec.num_codebooks)
+    streams = select_streams(default_streams(args.coarse_levels or coarse, args.vocal_noise_snr), args.streams)
+    if codec is None and any(spec.tokenizer == "codec" for spec in streams):
+        raise SingsongError(
+            "--codec is needed for the codec streams; pass --streams without them to build semantic/melody only"
+        )
     resumed = existing_streams(args.out)
     if resumed is not None:
         added = sorted({s.name for s in streams} - {s.name for s in resumed})
@@ -65,8 +95,8 @@ def _build(args: argparse.Namespace) -> int:
         codec=codec,
         streams=streams,
         fingerprints={
-            "codec": tokenizer_fingerprint(codec, args.codec),
             "semantic": tokenizer_fingerprint(semantic, args.semantic),
+            **({"codec": tokenizer_fingerprint(codec, args.codec)} if codec is not None else {}),
         },
         device=args.device,
     )

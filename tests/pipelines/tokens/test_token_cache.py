@@ -213,3 +213,20 @@ def test_cli_continues_a_cache_started_with_other_streams(setup, tmp_path, capsy
     assert code == 0 and "not adding vocals.coarse_noisy" in out and "encoded 2, skipped 1" in out
     cache = TokenCache(tmp_path / "c")
     assert len(cache) == 3 and "vocals.coarse_noisy" not in cache.streams
+
+
+def test_cli_builds_chosen_streams_without_a_codec(setup, tmp_path, capsys):
+    """A semantic stage reads melody + semantic streams only: they can be built before any codec exists."""
+    root, _, _ = setup
+    chosen = "vocals.melody,vocals.melody_noisy,instrumental.semantic"
+    args = ["tokens", "build", "--data", str(root / "corpus"), "--semantic", str(root / "semantic")]
+    assert main([*args, "--out", str(tmp_path / "c"), "--streams", chosen, "--quiet"]) == 0
+    assert "encoded 3" in capsys.readouterr().out
+    cache = TokenCache(tmp_path / "c")
+    assert sorted(cache.streams) == sorted(chosen.split(","))
+    assert len(cache) == 3 and cache.tokens(0, "instrumental.semantic").shape == (1, 75)  # 3 s at 25 Hz
+
+    assert main([*args, "--out", str(tmp_path / "d")]) == 2  # codec streams by default: a codec is needed
+    assert "--codec is needed" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "e"), "--streams", "vocals.melody,nope"]) == 2
+    assert "unknown stream(s) nope" in capsys.readouterr().err
