@@ -69,3 +69,32 @@ def test_report_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
     save_audio(tmp_path / "vocals" / "a.wav", song(0)[0], RATE)
     assert main(["eval", "report", "--vocals", str(tmp_path / "vocals"), "--out", str(tmp_path / "r")]) == 2
     assert "needs 2 or more" in capsys.readouterr().err
+
+
+def test_report_on_plain_vocals_has_engine_rows_only(tmp_path: Path) -> None:
+    for index, tonic in enumerate((0, 7)):
+        save_audio(tmp_path / "vocals" / f"take{index}.wav", song(tonic)[0], RATE)
+    options = ReportOptions(out=tmp_path / "report", vocals=tmp_path / "vocals", seconds=5.0, no_model=True, figures=0)
+    report = build_report(options)
+    assert list(report.summary) == ["isolated"] and list(report.summary["isolated"]) == ["retrieval"]
+    retrieval = report.summary["isolated"]["retrieval"]
+    assert "chroma_similarity" not in retrieval and "frechet" not in retrieval  # no ground truth
+    # both accompaniments are transposed into their vocal's scale (5 s of a bossa on its V chord can read as the
+    # dominant key, so the harmony margin is the firmer check than the key estimate)
+    assert retrieval["harmonic_margin"] > 0.2
+    assert "| retrieval |" in (options.out / "report.md").read_text()
+
+
+def test_codec_from_a_model_or_a_codec_directory() -> None:
+    from pipelines.evaluation.report import codec_roundtrip, load_codec
+    from pipelines.inference.accompanist import default_model_dir
+
+    codec = load_codec(default_model_dir() / "codec", "cpu")
+    assert type(codec) is type(load_codec(None, "cpu"))
+    audio = song(0)[1][: 2 * RATE]
+    out = codec_roundtrip(codec, audio, RATE, "cpu")
+
+    def envelope(x: np.ndarray) -> np.ndarray:  # RMS per 50 ms
+        return np.sqrt((x[: len(x) // 800 * 800].reshape(-1, 800) ** 2).mean(axis=1))
+
+    assert out.shape == audio.shape and np.corrcoef(envelope(out), envelope(audio))[0, 1] > 0.5
