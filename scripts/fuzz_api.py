@@ -93,10 +93,13 @@ def main() -> int:
         base = f"http://127.0.0.1:{api_port}"
         wait_until(lambda: httpx.get(base + "/readyz", timeout=2).status_code == 200, "the API and a worker")
         key, _ = create_key(client, Keys(prefix), "fuzz")
-        job_id = submit_vocal(base, key, work)
+        job_id, batch_id = submit_vocal(base, key, work)
+        doomed, _ = submit_vocal(base, key, work)  # DELETE gets a job of its own: the others keep theirs
         config = work / "schemathesis.toml"
         config.write_text(
-            f'[parameters]\njob_id = "{job_id}"\n\n' + (REPO / "scripts" / "schemathesis.toml").read_text()
+            f'[parameters]\njob_id = "{job_id}"\nbatch_id = "{batch_id}"\n\n[[operations]]\n'
+            f'include-name = "DELETE /v1/jobs/{{job_id}}"\nparameters = {{ job_id = "{doomed}" }}\n\n'
+            + (REPO / "scripts" / "schemathesis.toml").read_text()
         )
         cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", base + "/openapi.json"]
         cmd += ["--checks", "all", "-H", f"Authorization: Bearer {key}", "--seed", str(args.seed), "--workers", "1"]
@@ -126,6 +129,8 @@ def submit_vocal(base: str, key: str, work: Path) -> tuple[str, str]:
     wait_until(lambda: httpx.get(url, headers=headers).json()["status"] == "succeeded", "the first job")
     with (work / "vocal.wav").open("rb") as fh:
         batch = httpx.post(base + "/v1/batches", headers=headers, files={"files": ("vocal.wav", fh)}, timeout=60)
+    assert batch.status_code == 202, batch.text
+    assert httpx.get(f"{base}/v1/batches/{batch.json()['id']}", headers=headers).status_code == 200
     return job["id"], batch.json()["id"]
 
 
