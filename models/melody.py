@@ -18,6 +18,25 @@ Pitch class is the argmax of the harmonic-summation chroma of `BuiltinFeatureExt
 accuracy on the synthetic vocals' MIDI). A frame is voiced when its energy is within `voicing_range_db` of
 the clip's loud frames (relative, so input gain does not matter) and its chroma is peaked (white noise and
 breaths give a flat chroma). Onsets: voicing begins, or the pitch class changes.
+
+**Melody coverage** (`melody_coverage`, `melody_coverage_of`): the share of a clip's duration that carries
+a held, pitched melody line — the figure that says whether there is anything to accompany. Plain voicing is
+not enough: speech is voiced too, but its pitch glides through syllables, so its voiced frames fall into
+short pitch-class runs, while a sung note holds its pitch class (vibrato stays within it). F0 stability is the
+classic cue for telling song from speech (Gerhard, 2003; Ohishi et al., Interspeech 2005); the melody
+tokens carry it at the resolution that matters for an accompaniment. A frame counts when
+
+1. it lies in a **held note**: a run of one pitch class at least `min_note_seconds` (160 ms = 4 frames) long,
+2. in a **steady passage**: within a `window_seconds` (3 s) neighbourhood, at least `min_steadiness` (75 %)
+   of the voiced frames lie in held notes. Monotone speech (text-to-speech, slow talking) does hold the odd
+   vowel for 200-500 ms; what gives it away is the gliding around those vowels.
+
+Measured with `MelodyCoverageConfig()` (see the fields' comments): synthetic sung vocals 0.53-0.90 (56 held-out
+corpus vocals; 0.50-0.89 on 71 validation ones), the example vocal 0.57; espeak-ng speech (5 voices x 3
+speaking rates x 2 texts) 0.00-0.11, at most 0.17 with white noise at 20 or 10 dB SNR (song: 0.54-0.92);
+white noise and silence 0 (`benchmarks/melody_coverage.py`). Held runs alone (no steadiness test) gave speech
+up to 0.45 at 160 ms and 0.54 at 120 ms, overlapping song. `LOW_MELODY_COVERAGE` (0.3) sits between the groups.
+Computing it costs ~0.3 % of the tokenizer's time (0.13-0.25 ms vs 50 ms on the 12 s example vocal).
 """
 
 from __future__ import annotations
@@ -25,13 +44,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
+from core.audio import resample
 from models.semantic.features import BuiltinFeatureConfig, BuiltinFeatureExtractor
 from models.tokenizer import AudioTokenizer
 
 UNVOICED = 0
 NUM_PITCH_CLASSES = 12
+#: Below this melody coverage a vocal has little or no sung melody for an accompaniment to follow.
+LOW_MELODY_COVERAGE = 0.3
 
 
 @dataclass(frozen=True)
@@ -102,3 +125,64 @@ def melody_pitch_class(tokens: torch.Tensor) -> torch.Tensor:
     """Pitch class of each token (-1 where unvoiced): the inverse mapping, for analysis and tests."""
     pc = (tokens - 1) % NUM_PITCH_CLASSES
     return torch.where(tokens == UNVOICED, torch.full_like(pc, -1), pc)
+
+
+@dataclass(frozen=True)
+class MelodyCoverageConfig:
+    """What counts as a held melody line (module docstring; the defaults are the measured choice)."""
+
+    # 160 ms: sung notes of the corpus are >= 1/8 beat at <= 150 BPM (200 ms) and held; a spoken syllable's
+    # pitch glides out of its pitch class within ~40-120 ms. 120 ms let more speech through (see above).
+    min_note_seconds: float = 0.16
+    window_seconds: float = 3.0  # a couple of sung phrases; short enough to find a sung part in a talk
+    min_steadiness: float = 0.75  # share of voiced frames in held notes: song 0.82-1.0, espeak speech 0.2-0.61
+
+
+def held_notes(tokens: torch.Tensor, frame_rate: float, min_note_seconds: float) -> torch.Tensor:
+    """Melody tokens `[B, 1, F]` or `[B, F]` -> `[B, F]` bool: the frame belongs to a run of one pitch class
+    (voiced throughout, no new onset) lasting at least `min_note_seconds`."""
+    tokens = tokens[:, 0] if tokens.dim() == 3 else tokens
+    batch, frames = tokens.shape
+    voiced = tokens != UNVOICED
+    pitch_class = (tokens - 1) % NUM_PITCH_CLASSES
+    previous_voiced = torch.nn.functional.pad(voiced[:, :-1], (1, 0), value=False)
+    changed = torch.nn.functional.pad(pitch_class[:, 1:] != pitch_class[:, :-1], (1, 0), value=True)
+    # onset tokens start a run too: sequences that did not come from `encode` may mark repeated notes
+    start = voiced & (~previous_voiced | changed | (tokens > NUM_PITCH_CLASSES))
+    # one id per run, unique over the batch: rows are offset so a run never continues into the next row
+    run_id = start.long().cumsum(dim=1) + torch.arange(batch, device=tokens.device)[:, None] * (frames + 1)
+    lengths = torch.bincount(run_id[voiced], minlength=batch * (frames + 1))
+    min_frames = max(1, round(min_note_seconds * frame_rate))
+    return voiced & (lengths[run_id] >= min_frames)
+
+
+def melody_coverage(
+    tokens: torch.Tensor, frame_rate: float = 25.0, config: MelodyCoverageConfig | None = None
+) -> torch.Tensor:
+    """Melody tokens `[B, 1, F]` or `[B, F]` -> `[B]` melody coverage in [0, 1] (module docstring): the share
+    of frames in held notes inside steady passages. An empty clip has coverage 0."""
+    config = config or MelodyCoverageConfig()
+    tokens = tokens[:, 0] if tokens.dim() == 3 else tokens
+    if tokens.shape[-1] == 0:
+        return torch.zeros(tokens.shape[0])
+    held = held_notes(tokens, frame_rate, config.min_note_seconds).float()
+    voiced = (tokens != UNVOICED).float()
+    half = max(1, round(config.window_seconds * frame_rate)) // 2
+    kernel = torch.ones(1, 1, 2 * half + 1, device=tokens.device)  # centred window, zero-padded at the ends
+
+    def window_sum(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv1d(x[:, None], kernel, padding=half)[:, 0]
+
+    steady = window_sum(held) >= config.min_steadiness * window_sum(voiced).clamp_min(1.0)
+    return (held.bool() & steady).float().mean(dim=-1).cpu()
+
+
+def melody_coverage_of(samples: np.ndarray, sample_rate: int, tokenizer: MelodyTokenizer | None = None) -> float:
+    """Melody coverage of one vocal, `[C, T]` or `[T]` float samples at any rate (downmixed, resampled)."""
+    tokenizer = tokenizer or MelodyTokenizer()
+    mono = samples.mean(axis=0) if samples.ndim == 2 else samples
+    wav = torch.from_numpy(np.ascontiguousarray(resample(mono, sample_rate, tokenizer.sample_rate)))
+    if wav.numel() == 0:
+        return 0.0
+    tokens = tokenizer.encode(wav[None, None].float())
+    return float(melody_coverage(tokens, tokenizer.frame_rate)[0])

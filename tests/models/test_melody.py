@@ -1,11 +1,23 @@
+from pathlib import Path
+
 import numpy as np
 import pretty_midi
 import pytest
 import torch
 
 from core.audio import load_audio
-from models.melody import UNVOICED, MelodyTokenizer, melody_pitch_class
+from models.melody import (
+    LOW_MELODY_COVERAGE,
+    UNVOICED,
+    MelodyTokenizer,
+    held_notes,
+    melody_coverage,
+    melody_coverage_of,
+    melody_pitch_class,
+)
 from pipelines.corpus.generate import CorpusSettings, generate_corpus
+
+EXAMPLE_VOCAL = Path(__file__).resolve().parents[2] / "pipelines" / "inference" / "examples" / "vocal.flac"
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +78,58 @@ def test_a_steady_tone_is_one_note_with_one_onset(tokenizer):
     voiced = tokens != UNVOICED
     assert set(melody_pitch_class(tokens[voiced]).tolist()) == {9}
     assert int((tokens > 12).sum()) == 1, "exactly one onset"
+
+
+# ------------------------------------------------------------------------------------------ melody coverage
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "speech"
+
+
+def _tokens(runs: list[tuple[int, int]]) -> torch.Tensor:
+    """(pitch class or -1 for unvoiced, frames) runs -> melody tokens `[1, 1, F]` (onset on each run's start)."""
+    out = []
+    for pc, frames in runs:
+        out += [UNVOICED] * frames if pc < 0 else [13 + pc] + [1 + pc] * (frames - 1)
+    return torch.tensor(out)[None, None]
+
+
+def test_held_notes_are_runs_of_one_pitch_class_of_at_least_160_ms():
+    tokens = _tokens([(0, 4), (2, 3), (-1, 2), (2, 5), (4, 1)])
+    held = held_notes(tokens, 25.0, 0.16)[0].tolist()
+    assert held == [True] * 4 + [False] * 3 + [False] * 2 + [True] * 5 + [False]
+    # a repeated note (an onset token without a pitch change) ends the run
+    assert not held_notes(_tokens([(7, 3), (7, 3)]), 25.0, 0.16).any()
+
+
+def test_coverage_counts_held_notes_only_in_steady_passages():
+    sung = [(0, 10), (2, 10), (-1, 5), (4, 20), (-1, 5)] * 5  # held notes and rests: 40 / 50 frames held
+    assert melody_coverage(_tokens(sung)).item() == pytest.approx(0.8)
+    # speech-like: a held vowel among gliding syllables; the glide gives it away (steadiness 7/19 < 0.75)
+    glide = [(5, 1), (6, 2), (7, 1), (8, 7), (9, 2), (10, 1), (11, 2), (0, 1), (-1, 3), (3, 2), (-1, 3)] * 6
+    tokens = _tokens(glide)
+    assert held_notes(tokens, 25.0, 0.16).float().mean() > 0.2  # held runs alone would count it
+    assert melody_coverage(tokens).item() == 0.0
+    # a sung passage (250 frames, 200 held) after a spoken one (150 frames): only the sung part counts
+    assert 0.45 < melody_coverage(_tokens(glide + sung)).item() <= 200 / 400
+    assert melody_coverage(torch.zeros(2, 1, 0, dtype=torch.long)).tolist() == [0.0, 0.0]
+
+
+def test_coverage_of_sung_vocals_is_high(song):
+    wav, _ = song
+    assert melody_coverage_of(wav[0].numpy(), 16000) > 0.5  # a corpus vocal rendered by pipelines.corpus
+    vocal = load_audio(EXAMPLE_VOCAL)
+    assert melody_coverage_of(vocal.samples, vocal.sample_rate) > 0.5  # 0.57 measured
+
+
+@pytest.mark.parametrize("name", ["espeak-en-us.opus", "espeak-en-gb-f3.opus"])
+def test_coverage_of_speech_is_low(name):
+    clip = load_audio(FIXTURES / name)
+    voiced = (MelodyTokenizer().encode(torch.from_numpy(clip.samples)[None]) != UNVOICED).float().mean()
+    assert voiced > 0.5, "speech is mostly voiced: plain voicing would call it a melody"
+    assert melody_coverage_of(clip.samples, clip.sample_rate) < LOW_MELODY_COVERAGE / 2  # 0.00 / 0.06 measured
+
+
+def test_coverage_of_noise_and_silence():
+    noise = np.random.default_rng(0).standard_normal((2, 44100 * 5)).astype(np.float32) * 0.1
+    assert melody_coverage_of(noise, 44100) < 0.02
+    assert melody_coverage_of(np.zeros(16000 * 5, np.float32), 16000) == 0.0
+    assert melody_coverage_of(np.zeros(0, np.float32), 16000) == 0.0
