@@ -337,11 +337,13 @@ def fit_scores(
     sample_rate: int,
     *,
     control: Control = "mean",
+    chroma: np.ndarray | None = None,
 ) -> FitScores:
     """Score mono `accompaniment [T]` against mono `vocal [T]` (or its precomputed `Melody`), both at
-    `sample_rate`. Took 0.7-1.0 s per 20 s song on one loaded core (after librosa's first-call compilation)."""
+    `sample_rate`. Took 0.7-1.0 s per 20 s song on one loaded core (after librosa's first-call compilation).
+    `chroma`: the accompaniment's `chromagram`, when the caller has it already."""
     melody = vocal if isinstance(vocal, Melody) else vocal_melody(vocal, sample_rate)
-    chroma = chromagram(accompaniment, sample_rate)
+    chroma = chromagram(accompaniment, sample_rate) if chroma is None else chroma
     support = harmonic_support(melody, chroma, control=control)
     vocal_key = estimate_key(melody.histogram())
     accompaniment_key = estimate_key(chroma.mean(axis=1))

@@ -42,7 +42,7 @@ import numpy as np
 
 from core.audio import Audio, resample, to_channels
 from core.errors import SingsongError
-from pipelines.evaluation.fidelity import audio_chroma_similarity, frechet_distance, load_embedder
+from pipelines.evaluation.fidelity import chroma_similarity, frechet_distance, load_embedder
 from pipelines.evaluation.fit import CHROMA_RATE, Melody, chromagram, fit_scores, vocal_melody
 from pipelines.evaluation.report_data import ReportSong, load_songs
 
@@ -151,11 +151,20 @@ def score_row(
 
     scores = []
     for song, melody, audio in tqdm(list(zip(songs, melodies, audios, strict=True)), desc=desc, unit="song"):
-        entry = {"song": song.id, **fit_scores(melody, audio, song.rate, control=control).as_dict()}  # type: ignore[arg-type]
+        chroma = chromagram(audio, song.rate)
+        fit = fit_scores(melody, audio, song.rate, control=control, chroma=chroma)  # type: ignore[arg-type]
+        entry = {"song": song.id, **fit.as_dict()}
         if song.truth is not None:
-            entry["chroma_similarity"] = audio_chroma_similarity(audio, song.truth, song.rate)
+            entry["chroma_similarity"] = chroma_similarity(chroma, _truth_chroma(song))
         scores.append(entry)
     return scores
+
+
+def _truth_chroma(song: ReportSong) -> np.ndarray:
+    """The true instrumental's chromagram, computed once per song."""
+    if "_truth_chroma" not in song.cache:
+        song.cache["_truth_chroma"] = chromagram(song.truth, song.rate)  # type: ignore[arg-type]
+    return song.cache["_truth_chroma"]
 
 
 def summarise(scores: list[dict]) -> dict[str, float]:

@@ -32,6 +32,7 @@ class ReportSong:
     mixture: Audio | None = None  # for the separated-vocal section
     truth: np.ndarray | None = None  # the true instrumental, mono `[T]` at `vocal.sample_rate`
     meta: dict = field(default_factory=dict)  # seed, style, key, tempo when known
+    cache: dict = field(default_factory=dict, repr=False)  # derived features, computed once per song
 
     @property
     def rate(self) -> int:

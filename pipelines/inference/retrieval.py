@@ -34,7 +34,14 @@ import numpy as np
 
 from core.audio import Audio, load_audio, resample, to_channels
 from pipelines.evaluation.fit import Key, Melody, estimate_key, melody_tempo, vocal_melody
-from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
+from pipelines.inference.engine import (
+    AccompanimentEngine,
+    GenerationOptions,
+    ProgressCallback,
+    Take,
+    take_rows,
+    with_melody_checks,
+)
 from pipelines.inference.mixing import MixSettings, mix
 from pipelines.inference.retrieval_library import LibraryEntry, RetrievalLibrary
 from pipelines.inference.stretch import Method, shift_and_stretch
@@ -172,17 +179,21 @@ class RetrievalEngine(AccompanimentEngine):
             results[index].append(Take(stem, mixed, vocal.sample_rate, seed, take))
             if progress is not None:
                 progress((done + 1) / len(rows))
-        return results
+        return with_melody_checks(vocals, results)
 
     def render(self, match: Match, analysis: VocalAnalysis, vocal: Audio) -> np.ndarray:
         """The matched entry transposed, stretched, aligned and looped: `[C_vocal, T_vocal]` at the vocal's rate."""
         source = load_audio(self.library.path(match.entry))
         rate = source.sample_rate
+        bar = 60.0 / match.target_tempo * match.entry.beats_per_bar
+        # Only the bars the vocal needs (its length + one bar of alignment slack + one spare for the crossfade
+        # tail) are stretched: a short vocal does not pay for the whole library clip.
+        bars_needed = math.ceil(vocal.duration / bar) + 2
+        crop = min(source.num_frames, round((bars_needed * bar * match.rate + 0.1) * rate))
         shifted = shift_and_stretch(
-            source.samples, rate, rate=match.rate, semitones=match.semitones, method=self.method
+            source.samples[:, :crop], rate, rate=match.rate, semitones=match.semitones, method=self.method
         )
         beats = np.asarray(match.entry.beats) / match.rate
-        bar = 60.0 / match.target_tempo * match.entry.beats_per_bar
         whole_bars = max(1, int((shifted.shape[1] / rate - 1e-3) // bar))
         melody = analysis.melody
         offset = best_offset(melody.onset_times, melody.note_durations(), beats, match.entry.beats_per_bar)
