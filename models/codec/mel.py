@@ -28,8 +28,8 @@ from models.codec.losses import mel_filterbank
 class LogMel(nn.Module):
     """`[B, T]` waveform <-> `[B, n_mels, F]` log-mel magnitude, `F = T // hop + 1` (centred frames).
 
-    The filterbank and its pseudo-inverse are buffers, so a checkpoint carries them and loading does not
-    depend on the librosa version.
+    The filterbank is computed by `models.codec.losses.mel_filterbank` (librosa's slaney definition written
+    out in torch), so it does not depend on the librosa version and checkpoints need not carry it.
     """
 
     def __init__(
@@ -40,9 +40,10 @@ class LogMel(nn.Module):
         self.hop_length = hop_length
         self.log_floor = log_floor
         bank = mel_filterbank(sample_rate, n_fft, n_mels, fmax=fmax)  # librosa's slaney filters
-        self.register_buffer("filterbank", bank)  # [M, bins]
-        self.register_buffer("pseudo_inverse", torch.linalg.pinv(bank))  # [bins, M]
-        self.register_buffer("window", torch.hann_window(n_fft))
+        # Derived from the config, so not saved (persistent=False): checkpoints stay small.
+        self.register_buffer("filterbank", bank, persistent=False)  # [M, bins]
+        self.register_buffer("pseudo_inverse", torch.linalg.pinv(bank), persistent=False)  # [bins, M]
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     @property
     def min_value(self) -> float:

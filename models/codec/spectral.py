@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.errors import SingsongError
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models.codec.mel import LogMel
 from models.codec.phase import griffin_lim
 from models.codec.quantizer import ResidualQuantizer
@@ -42,6 +42,8 @@ from models.codec.spectral_config import SpectralCodecConfig
 from models.tokenizer import AudioTokenizer
 
 SPECTRAL_CHECKPOINT_KIND = "spectral_codec"
+#: Quantizer buffers that only training updates (dropped by `save_pretrained(inference_only=True)`).
+EMA_STATISTICS = ("embed_avg", "cluster_size")
 
 
 class CodecInputError(SingsongError, ValueError):
@@ -300,14 +302,30 @@ class SpectralCodec(nn.Module, AudioTokenizer):
         self.quantizer.initialize(self._latent(log_mel), frames_per_step=frames_per_step)
 
     # ---------------------------------------------------------------------------------- persistence
-    def save_pretrained(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-        """Write weights (safetensors) + config to `directory`, atomically."""
+    def save_pretrained(
+        self, directory: str | Path, *, extra: dict[str, Any] | None = None, inference_only: bool = False
+    ) -> Path:
+        """Write weights (safetensors) + config to `directory`, atomically.
+
+        `inference_only` ships a model rather than a training state: float16 network weights (codebooks and
+        normalisation statistics stay float32: codes are nearest-neighbour decisions), and without the
+        quantizer's EMA statistics (`embed_avg`, `cluster_size`: half the codebook memory, used only to update
+        codebooks while training). Such a checkpoint encodes and decodes like the full one up to float16
+        rounding of the weights, but cannot resume training.
+        """
+        tensors = dict(self.state_dict())
+        if inference_only:
+            tensors = {
+                key: value.half() if key.startswith(("encoder.", "decoder.")) and value.ndim > 1 else value
+                for key, value in tensors.items()
+                if not key.endswith(EMA_STATISTICS)
+            }
         return save_checkpoint(
             directory,
             kind=SPECTRAL_CHECKPOINT_KIND,
             config=self.config.to_dict(),
-            tensors=dict(self.state_dict()),
-            extra=extra,
+            tensors=tensors,
+            extra={**(extra or {}), "inference_only": inference_only},
         )
 
 
@@ -323,5 +341,16 @@ def load_spectral_codec(directory: str | Path, *, device: str | torch.device = "
         directory = directory / "model"
     checkpoint = load_checkpoint(directory, kind=SPECTRAL_CHECKPOINT_KIND)
     codec = build_spectral_codec(SpectralCodecConfig.from_dict(checkpoint.config))
-    codec.load_state_dict(checkpoint.tensors)
+    expected = codec.state_dict()
+    tensors = {
+        key: value.to(expected[key].dtype) if key in expected else value for key, value in checkpoint.tensors.items()
+    }
+    # The mel filterbank is derived from the config (older checkpoints stored it).
+    tensors = {key: value for key, value in tensors.items() if not key.startswith("mel.")}
+    missing, unexpected = codec.load_state_dict(tensors, strict=False)
+    # An inference-only export lacks the EMA statistics and nothing else.
+    if unexpected or any(not key.endswith(EMA_STATISTICS) for key in missing):
+        raise CheckpointError(
+            f"{directory}: weights do not match the config (missing {missing}, unexpected {unexpected})"
+        )
     return codec.to(device).eval()

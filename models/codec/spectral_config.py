@@ -47,8 +47,8 @@ class SpectralCodecConfig:
     fmax: float = 8000.0
     log_floor: float = 1e-2
     stack: int = 2
-    hidden: int = 256
-    blocks: int = 4
+    hidden: int = 192
+    blocks: int = 3
     kernel_size: int = 5
     latent_dim: int = 128
     num_levels: int = 8

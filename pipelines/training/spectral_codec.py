@@ -40,9 +40,9 @@ class SpectralTrainOptions:
     config_json: str | None = None
     sources: str = "mixture,instrumental"  # per song: the mixture file and/or the drums+bass+other sum
     max_songs: int | None = None
-    steps: int = 3000
-    batch_size: int = 16
-    segment_seconds: float = 4.0
+    steps: int = 7000
+    batch_size: int = 8
+    segment_seconds: float = 3.0
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
     warmup: int = 100

@@ -145,3 +145,24 @@ def test_griffin_lim_reconstructs_a_consistent_magnitude() -> None:
     assert errors[1] < 0.2 < errors[0]  # iterations make the magnitude consistent
     with pytest.raises(ValueError, match="magnitude"):
         griffin_lim(magnitude[:, :10], n_fft=256, hop_length=64)
+
+
+def test_inference_only_export_is_smaller_and_decodes_alike(tiny: SpectralCodec, tmp_path) -> None:
+    tiny.save_pretrained(tmp_path / "full")
+    tiny.save_pretrained(tmp_path / "slim", inference_only=True)
+    full, slim = (tmp_path / name / "model.safetensors" for name in ("full", "slim"))
+    assert slim.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_spectral_codec(tmp_path / "slim")
+    wav = tone(0.5, tiny.sample_rate, seed=7)
+    codes = tiny.encode(wav)
+    assert (loaded.encode(wav) == codes).float().mean() > 0.9  # float16 weights: rare ties may flip
+    torch.testing.assert_close(loaded.decode_log_mel(codes), tiny.decode_log_mel(codes), atol=0.05, rtol=0.01)
+    (tmp_path / "bad").mkdir()
+    tiny.save_pretrained(tmp_path / "bad")
+    from models.checkpoint import load_checkpoint, save_checkpoint
+
+    broken = load_checkpoint(tmp_path / "bad")
+    del broken.tensors["decoder.out.weight"]
+    save_checkpoint(tmp_path / "bad", kind=broken.kind, config=broken.config, tensors=broken.tensors)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_spectral_codec(tmp_path / "bad")
