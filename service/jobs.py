@@ -87,6 +87,8 @@ class JobRecord:
     worker: str = ""
     result_attempt: int = 0
     results: list[TakeResult] = field(default_factory=list)
+    melody_coverage: float | None = None  # set with the results (pipelines/inference/melody_check.py)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> JobRecord:
@@ -95,6 +97,7 @@ class JobRecord:
             return kind(float(value)) if value not in (None, "") else default
 
         results = [TakeResult(**item) for item in json.loads(data.get("results") or "[]")]
+        melody = json.loads(data.get("melody") or "{}")
         return cls(
             id=data["id"],
             owner=data.get("owner", ""),
@@ -115,6 +118,8 @@ class JobRecord:
             worker=data.get("worker", ""),
             result_attempt=num("result_attempt", int),
             results=results,
+            melody_coverage=melody.get("coverage"),
+            warnings=list(melody.get("warnings", [])),
         )
 
 

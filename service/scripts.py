@@ -68,7 +68,7 @@ return 0
 """
 
 #: KEYS: job:<id>, active:<owner>, expiry, queue
-#: ARGV: attempt, results json, now, expire_at, job id, entry id, group
+#: ARGV: attempt, results json, now, expire_at, job id, entry id, group, melody check json
 #: Returns "succeeded" when published; otherwise the status that prevented it (the caller must then
 #: delete the files of its attempt). The entry is acknowledged and deleted either way.
 FINISH = """
@@ -78,7 +78,7 @@ local job = redis.call('HMGET', KEYS[1], 'status', 'attempts')
 if job[1] ~= 'running' then return job[1] or 'missing' end
 if job[2] ~= ARGV[1] then return 'stale' end
 redis.call('HSET', KEYS[1], 'status', 'succeeded', 'progress', 1, 'results', ARGV[2], 'finished_at', ARGV[3],
-           'result_attempt', ARGV[1], 'error', '')
+           'result_attempt', ARGV[1], 'error', '', 'melody', ARGV[8])
 redis.call('SREM', KEYS[2], ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 return 'succeeded'

@@ -30,7 +30,14 @@ import torch
 from torch import nn
 
 from core.audio import Audio, resample, to_channels
-from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
+from pipelines.inference.engine import (
+    AccompanimentEngine,
+    GenerationOptions,
+    ProgressCallback,
+    Take,
+    take_rows,
+    with_melody_checks,
+)
 
 MODEL_RATE = 16_000
 PEAK = 0.98
@@ -155,7 +162,7 @@ class TinyEngine(AccompanimentEngine):
             accompaniment = to_channels(accompaniment, vocal.channels).astype(np.float32)
             mix = _limit(vocal.samples + accompaniment)
             results[i].append(Take(_limit(accompaniment), mix, vocal.sample_rate, seed, take))
-        return results
+        return with_melody_checks(vocals, results)
 
 
 def _fit_length(x: np.ndarray, length: int) -> np.ndarray:

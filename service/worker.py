@@ -14,7 +14,8 @@ One loop iteration:
 4. **Load** the vocals, **group** them by duration (longest/shortest <= length_tolerance, so padding
    stays small) and run **one batched forward per group** through the engine.
 5. **Write** every take atomically into the attempt's own directory, then **publish** (Lua FINISH: status,
-   results, XACK + XDEL in one step). Only now can the API see results, so nothing half-written is visible.
+   results, the vocal's melody check, XACK + XDEL in one step). Only now can the API see results, so nothing
+   half-written is visible.
 
 Failures: an AudioError on load is final (the input will not get better). An engine error in a batch of
 several jobs re-runs them one by one, so one bad vocal cannot fail its batch mates; a job that fails on
@@ -49,7 +50,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from core.audio import Audio, AudioError, load_audio
-from pipelines.inference.engine import AccompanimentEngine, Take
+from pipelines.inference.engine import AccompanimentEngine, Take, with_melody_checks
 from pipelines.inference.engine_loader import load_engine
 from service import janitor as housekeeping
 from service import metrics
@@ -309,7 +310,7 @@ class Worker:
         metrics.WORKER_ENGINE_SECONDS.observe(time.perf_counter() - start)
         if len(takes) != len(group) or any(len(t) != o.takes for t, o in zip(takes, options, strict=True)):
             raise RuntimeError("the engine returned a different number of results than requested")
-        return takes
+        return with_melody_checks(vocals, takes)
 
     def _progress_reporter(self, group: list[Claimed]) -> Callable[[float], None]:
         last = [0.0]
@@ -375,6 +376,8 @@ class Worker:
         """FINISH: results become visible only now, after every file was written."""
         job_id = claimed.job.id
         results = json.dumps([{"take": t.take, "seed": t.seed} for t in takes])
+        check = takes[0].melody if takes else None
+        melody = json.dumps({"coverage": check.coverage, "warnings": list(check.warnings)} if check else {})
         now = time.time()
         outcome = self._when_redis_is_back(
             lambda: self._finish(
@@ -387,6 +390,7 @@ class Worker:
                     job_id,
                     claimed.entry,
                     GROUP,
+                    melody,
                 ],
             )
         )

@@ -31,7 +31,14 @@ from core.audio import Audio, resample, to_channels
 from models.loading import load_tokenizer
 from models.melody import MelodyTokenizer
 from models.tokenizer import AudioTokenizer
-from pipelines.inference.engine import AccompanimentEngine, GenerationOptions, ProgressCallback, Take, take_rows
+from pipelines.inference.engine import (
+    AccompanimentEngine,
+    GenerationOptions,
+    ProgressCallback,
+    Take,
+    take_rows,
+    with_melody_checks,
+)
 from pipelines.inference.mixing import MixSettings, mix
 from pipelines.inference.model_dir import ModelDirectoryError, check_compatibility, read_manifest
 from pipelines.tokens.featurize import Featurizer, encode
@@ -195,7 +202,7 @@ class Accompanist(AccompanimentEngine):
             takes.sort(key=lambda take: take.take)
         if progress is not None:
             progress(1.0)
-        return results
+        return with_melody_checks(vocals, results, self.melody)  # on the clean vocal, not the noisy condition
 
     def _finish(self, vocal: Audio, generated: np.ndarray, take: int, seed: int) -> Take:
         """Codec output `[C, T]` -> accompaniment and mix at the vocal's rate, channels and length."""

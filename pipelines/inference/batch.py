@@ -9,8 +9,10 @@
   instead of failing it.
 
 Outputs mirror the input tree: `IN/a/song.wav` -> `OUT/a/song.mix.wav` and `OUT/a/song.accompaniment.wav`
-(`song.take1.mix.wav` ... with `--takes N`). Every output is written atomically (temporary file, rename), so
-a run can be interrupted at any point and restarted: inputs whose outputs all exist are skipped.
+(`song.take1.mix.wav` ... with `--takes N`). The summary lists the inputs with little or no sung melody (melody
+coverage below the threshold of `melody_check.py`; the service reports it in the job status remotely).
+Every output is written atomically (temporary file, rename), so a run can be interrupted at any point and
+restarted: inputs whose outputs all exist are skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +43,11 @@ class BatchSummary:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    low_melody: list[tuple[Path, float, str]] = field(default_factory=list)  # (input, coverage, warning)
+
+    def check_melody(self, path: Path, coverage: float | None, warnings: Sequence[str]) -> None:
+        if coverage is not None and warnings:
+            self.low_melody.append((path, coverage, warnings[0]))
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -94,7 +102,12 @@ def _batch(args: argparse.Namespace) -> int:
         run_remote(args, todo, summary)
     else:
         run_local(args, todo, summary)
-    print(f"{args.out_dir}: {summary.done} accompanied, {summary.skipped} already done, {len(summary.failed)} failed")
+    print(
+        f"{args.out_dir}: {summary.done} accompanied, {summary.skipped} already done, {len(summary.failed)} failed, "
+        f"{len(summary.low_melody)} with little or no sung melody"
+    )
+    for path, coverage, warning in summary.low_melody:
+        print(f"  warning: {path}: melody coverage {coverage:.2f}: {warning}", file=sys.stderr)
     for path, problem in summary.failed:
         print(f"  {path}: {problem}", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -117,6 +130,7 @@ def run_local(args: argparse.Namespace, todo: list[Path], summary: BatchSummary)
     from tqdm import tqdm
 
     from core.audio import AudioError, load_audio, probe_audio, save_audio
+    from pipelines.inference.engine import with_melody_checks
     from pipelines.inference.engine_loader import load_engine
 
     options = _options(args)
@@ -141,8 +155,10 @@ def run_local(args: argparse.Namespace, todo: list[Path], summary: BatchSummary)
                     bar.update()
             if not vocals:
                 continue
-            results = engine.accompany_batch(vocals, [options] * len(vocals))
+            results = with_melody_checks(vocals, engine.accompany_batch(vocals, [options] * len(vocals)))
             for path, takes in zip(paths, results, strict=True):
+                melody = takes[0].melody
+                summary.check_melody(path, melody.coverage if melody else None, melody.warnings if melody else ())
                 targets = _outputs(args, path)
                 for take in takes:
                     save_audio(targets["mix", take.take], take.mix, take.sample_rate, format=args.format)
@@ -194,6 +210,7 @@ def run_remote(args: argparse.Namespace, todo: list[Path], summary: BatchSummary
                 del in_flight[job_id]
                 progressed = True
                 if job["status"] == "succeeded":
+                    summary.check_melody(path, job.get("melody_coverage"), job.get("warnings") or ())
                     _download(client, job_id, _outputs(args, path))
                     client.delete(f"/v1/jobs/{job_id}")  # the server's copy is no longer needed
                     summary.done += 1

@@ -1,9 +1,14 @@
-"""`singsong accompany`: generate an accompaniment for a vocal file and write the song (and stems)."""
+"""`singsong accompany`: generate an accompaniment for a vocal file and write the song (and stems).
+
+Besides the files it prints the vocal's melody coverage, and a warning on stderr when there is little or no
+sung melody to follow (`melody_check.py`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 
@@ -56,7 +61,7 @@ def _accompany(args: argparse.Namespace) -> int:
 
     from core.audio import load_audio, save_audio
     from core.errors import SingsongError
-    from pipelines.inference.engine import GenerationOptions
+    from pipelines.inference.engine import GenerationOptions, with_melody_checks
     from pipelines.inference.engine_loader import load_engine
 
     output = Path(args.output)
@@ -81,7 +86,12 @@ def _accompany(args: argparse.Namespace) -> int:
         def progress(fraction: float) -> None:
             bar.update(round(100 * fraction) - bar.n)
 
-        takes = engine.accompany_batch([vocal], [options], progress=progress)[0]
+        takes = with_melody_checks([vocal], engine.accompany_batch([vocal], [options], progress=progress))[0]
+    check = takes[0].melody
+    assert check is not None  # with_melody_checks filled it
+    print(f"{args.vocals}: melody coverage {check.coverage:.2f}")
+    for warning in check.warnings:
+        print(f"warning: {args.vocals}: {warning}", file=sys.stderr)
     for take in takes:
         song_path = save_audio(_with_take(output, take.take, len(takes)), take.mix, take.sample_rate)
         print(f"{song_path}: {vocal.duration:.1f} s, seed {take.seed}")

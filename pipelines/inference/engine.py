@@ -6,6 +6,10 @@ accompaniment, both at the vocal's sample rate and exactly as long as the vocal.
 interface because generation is dominated by per-step overhead: one batched forward for N requests costs
 far less than N forwards (the service worker groups queued jobs by length for this reason).
 
+Every take also carries the vocal's melody check (`melody_check.py`: melody coverage and a warning when
+there is little or no sung melody to follow). Engines fill it with `with_melody_checks`; callers run it too,
+so an engine that does not still reports it.
+
 The cascade model (`Accompanist`, semantic -> coarse -> fine token transformers) implements it; tests may
 implement it with any tiny randomly initialised network, never with canned audio.
 """
@@ -16,10 +20,15 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.audio import Audio
+from pipelines.inference.melody_check import MelodyCheck, check_melody
+
+if TYPE_CHECKING:  # the API process imports this module for `GenerationOptions` and must not load torch
+    from models.melody import MelodyTokenizer
 
 #: Called with the fraction of the batch's work done so far (0..1).
 ProgressCallback = Callable[[float], None]
@@ -58,6 +67,20 @@ class Take:
     sample_rate: int
     seed: int
     take: int = 0
+    melody: MelodyCheck | None = None  # the vocal's melody coverage and warnings (shared by its takes)
+
+
+def with_melody_checks(
+    vocals: Sequence[Audio], results: list[list[Take]], tokenizer: MelodyTokenizer | None = None
+) -> list[list[Take]]:
+    """Give every take without a melody check its vocal's (one check per vocal); returns `results`."""
+    for vocal, takes in zip(vocals, results, strict=True):
+        if any(take.melody is None for take in takes):
+            check = next((take.melody for take in takes if take.melody is not None), None)
+            check = check or check_melody(vocal, tokenizer)
+            for take in takes:
+                take.melody = take.melody or check
+    return results
 
 
 def take_rows(vocals: Sequence[Audio], options: Sequence[GenerationOptions]) -> list[tuple[int, int, int]]:
@@ -93,4 +116,4 @@ class AccompanimentEngine(ABC):
 
     def accompany(self, vocal: Audio, options: GenerationOptions | None = None) -> list[Take]:
         """Convenience wrapper for a single vocal."""
-        return self.accompany_batch([vocal], [options or GenerationOptions()])[0]
+        return with_melody_checks([vocal], self.accompany_batch([vocal], [options or GenerationOptions()]))[0]

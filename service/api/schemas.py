@@ -62,6 +62,18 @@ class JobResponse(BaseModel):
     finished_at: float | None = None
     batch_id: str | None = None
     results: list[TakeLinks] = Field(default_factory=list, description="download links, once succeeded")
+    melody_coverage: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="once succeeded: share of the vocal's duration in held, pitched notes (sung vocals 0.5-0.9; "
+        "speech, noise and silence below 0.3, which adds a warning)",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="once succeeded: problems with the input that did not stop the job, e.g. 'little or no sung "
+        "melody: ...' when the vocal has little or no pitched melody for the accompaniment to follow",
+    )
 
 
 class RejectedFile(BaseModel):
@@ -128,4 +140,6 @@ def job_response(job: JobRecord, delivered_seq: int | None) -> JobResponse:
         finished_at=job.finished_at,
         batch_id=job.batch or None,
         results=results,
+        melody_coverage=job.melody_coverage if job.status == JobStatus.succeeded else None,
+        warnings=job.warnings if job.status == JobStatus.succeeded else [],
     )

@@ -1,13 +1,14 @@
 """The accompaniment engine end to end with tiny, randomly initialised models of every part."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from core.audio import Audio
+from core.audio import Audio, load_audio
 from core.cli import main
 from models.cascade import StageLM, StreamInfo, TransformerConfig, build_cascade, build_stage_config
 from models.codec import build_codec, get_preset
@@ -139,12 +140,24 @@ def test_accompany_cli_writes_song_and_stems(model_dir, tmp_path, capsys):
     for name in ("song-take1.flac", "song-take2.flac", "stems/accompaniment-take1.wav", "stems/vocals.wav"):
         info = sf.info(tmp_path / name)
         assert info.samplerate == 16000 and info.frames == 24000
-    assert "seed 5" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "seed 5" in out
+    assert f"{tmp_path / 'vocal.wav'}: melody coverage 0.79" in out and "warning" not in err  # held notes
     assert (
         main(["accompany", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "x.wav"), "--model", str(model_dir)])
         == 2
     )
     assert "missing.wav" in capsys.readouterr().err
+
+
+def test_accompany_cli_warns_when_the_vocal_is_speech(model_dir, tmp_path, capsys):
+    speech = load_audio(Path(__file__).resolve().parents[2] / "fixtures" / "speech" / "espeak-en-gb-f3.opus")
+    sf.write(tmp_path / "talk.wav", speech.samples[0, : 2 * speech.sample_rate], speech.sample_rate)
+    code = main(["accompany", str(tmp_path / "talk.wav"), "-o", str(tmp_path / "song.wav"), "--model", str(model_dir)])
+    assert code == 0 and (tmp_path / "song.wav").is_file()  # accompanied all the same, but not silently
+    out, err = capsys.readouterr()
+    assert f"{tmp_path / 'talk.wav'}: melody coverage 0.00" in out
+    assert f"warning: {tmp_path / 'talk.wav'}: little or no sung melody: " in err
 
 
 def test_assemble_command_writes_a_complete_model_directory(model_dir, tmp_path, capsys):

@@ -114,6 +114,8 @@ def test_retrieval_accompaniment_fits_a_vocal_in_another_key_and_tempo(library: 
     assert isinstance(engine, RetrievalEngine)
     takes = engine.accompany_batch([vocal], [GenerationOptions(seed=5, takes=2)])[0]
     assert [t.take for t in takes] == [0, 1] and [t.seed for t in takes] == [5, 6]
+    assert takes[0].melody is not None and takes[0].melody is takes[1].melody  # one melody check per vocal
+    assert takes[0].melody.coverage > 0.5 and not takes[0].melody.warnings
     first = takes[0]
     assert first.accompaniment.shape == vocal.samples.shape and first.mix.shape == vocal.samples.shape
     assert np.abs(first.mix).max() <= 10 ** (-1 / 20) + 1e-6
