@@ -106,7 +106,7 @@ def main() -> int:
         cmd += ["--max-time", str(args.max_time), "--max-examples", str(args.max_examples), "--no-color"]
         cmd += ["--generation-database", "none", *extra]
         print("$", " ".join(c if "Bearer" not in c else "Authorization: Bearer ***" for c in cmd), flush=True)
-        return subprocess.run(cmd, check=False).returncode
+        return subprocess.run(cmd, check=False, cwd=work).returncode  # its .schemathesis/ cache goes there too
     finally:
         for process in reversed(processes):
             process.terminate()
