@@ -253,6 +253,14 @@ def vocal_bytes(tmp_path: Path, seconds: float = 1.0, seed: int = 0, **kwargs: o
     return path.read_bytes()
 
 
+def write_speech(path: Path, seconds: float = 3.0) -> Path:
+    """The start of a committed espeak-ng speech clip (tests/fixtures/speech) as 16-bit WAV: voiced, not sung."""
+    speech, rate = sf.read(REPO / "tests" / "fixtures" / "speech" / "espeak-en-us.opus", dtype="float32")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, speech[: int(seconds * rate)], rate, subtype="PCM_16")
+    return path
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.02) -> object:
     deadline = time.monotonic() + timeout
     while True:

@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from service.testing import TinyConfig, TinyEngine
-from tests.service.conftest import submit, vocal_bytes, wait_for, wait_status
+from tests.service.conftest import submit, vocal_bytes, wait_for, wait_status, write_speech
 
 
 def test_job_lifecycle_end_to_end(api, api_key, settings, workers, engine, tmp_path):
@@ -175,3 +175,22 @@ def test_metrics_endpoint(api, api_key, tmp_path):
     text = api.get("/metrics").text
     assert "singsong_queue_depth 1.0" in text
     assert 'singsong_http_requests_total{method="POST",route="/v1/jobs",status="202"}' in text
+
+
+def test_job_status_reports_the_melody_coverage_and_a_warning_for_speech(
+    api, api_key, settings, workers, engine, tmp_path
+):
+    sung = submit(api, api_key, vocal_bytes(tmp_path, seconds=2.0), seed=1).json()
+    speech = submit(api, api_key, write_speech(tmp_path / "talk.wav").read_bytes(), name="talk.wav", seed=1).json()
+    assert sung["melody_coverage"] is None and sung["warnings"] == []  # known once the job has run
+    workers.start(settings, engine)
+    sung = wait_status(api, sung["id"], api_key, {"succeeded", "failed"})
+    speech = wait_status(api, speech["id"], api_key, {"succeeded", "failed"})
+    assert sung["status"] == speech["status"] == "succeeded"
+    assert sung["melody_coverage"] > 0.5 and sung["warnings"] == []  # a held, pitched tone
+    assert speech["melody_coverage"] < 0.15  # accompanied all the same, but with a word about it
+    (warning,) = speech["warnings"]
+    assert warning.startswith("little or no sung melody: ")
+    schema = api.get("/openapi.json").json()["components"]["schemas"]["JobResponse"]["properties"]
+    assert "held, pitched notes" in schema["melody_coverage"]["description"]
+    assert "little or no sung melody" in schema["warnings"]["description"]

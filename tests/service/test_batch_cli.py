@@ -11,7 +11,7 @@ from core import cli
 from service.auth import create_key
 from service.keys import Keys
 from service.testing import TinyEngine
-from tests.service.conftest import LiveServer, write_vocal
+from tests.service.conftest import LiveServer, write_speech, write_vocal
 
 
 def run_batch(*argv: str) -> int:
@@ -85,3 +85,23 @@ def test_remote_batch_through_the_service(settings, rclient, workers, engine, tm
         assert list((settings.storage_dir / "jobs").iterdir()) == []
         assert run_batch(*args) == 1  # broken.wav is retried (it has no outputs); the rest skipped
         assert "0 accompanied, 3 already done, 1 failed" in capsys.readouterr().out
+
+
+def test_batch_summary_lists_the_vocals_without_a_melody(settings, rclient, workers, engine, tmp_path, capsys):
+    in_dir = tmp_path / "in"
+    write_vocal(in_dir / "sung.wav", seconds=1.5, seed=4)
+    write_speech(in_dir / "talk.wav")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "tiny_engine.json").write_text(json.dumps({"dim": 16, "layers": 1}))
+    local = ["--engine", "service.testing:build_tiny_engine", "--model-dir", str(model_dir), "--quiet"]
+    key, _owner = create_key(rclient, Keys(settings.redis_prefix), "batch-cli")
+    workers.start(settings, engine)
+    with LiveServer(settings) as live:
+        remote = ["--server", live.url, "--api-key", key, "--quiet"]
+        for mode, extra in (("local", local), ("remote", remote)):
+            assert run_batch(str(in_dir), str(tmp_path / mode), *extra) == 0
+            out = capsys.readouterr()
+            assert "2 accompanied, 0 already done, 0 failed, 1 with little or no sung melody" in out.out, mode
+            assert f"warning: {in_dir / 'talk.wav'}: melody coverage 0.00: little or no sung melody: " in out.err
+            assert "sung.wav" not in out.err
