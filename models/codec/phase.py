@@ -88,8 +88,9 @@ def griffin_lim(
     previous = torch.zeros_like(angles)
     beta = momentum / (1.0 + momentum)
     for _ in range(iterations):
-        rebuilt = transform.forward(transform.inverse(magnitude * angles))
-        angles = rebuilt - beta * previous
-        angles = angles / (angles.abs() + 1e-8)
+        # in place where possible: on CPU these element-wise passes over complex spectra cost as much as the FFTs
+        rebuilt = transform.forward(transform.inverse(angles.mul_(magnitude)))
+        angles = torch.sub(rebuilt, previous, alpha=beta)
+        angles.div_(angles.abs().add_(1e-8))
         previous = rebuilt
-    return transform.inverse(magnitude * angles)
+    return transform.inverse(angles.mul_(magnitude))
