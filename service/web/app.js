@@ -320,6 +320,10 @@ async function showResult(job, run) {
     }),
   );
   takes.hidden = job.results.length < 2;
+  // Warnings about the input (e.g. "little or no sung melody: ..."), from the job status.
+  const warnings = Array.isArray(job.warnings) ? job.warnings : [];
+  $("warnings").textContent = warnings.map((w) => `Note: ${w}`).join("\n");
+  $("warnings").hidden = warnings.length === 0;
   await loadTake(job, 0, run);
 }
 

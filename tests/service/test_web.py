@@ -28,7 +28,7 @@ from service.auth import create_key
 from service.config import Settings
 from service.keys import Keys
 from service.testing import TinyConfig, TinyEngine
-from tests.service.conftest import LiveServer, WorkerThreads, vocal_bytes, wait_for, write_vocal
+from tests.service.conftest import LiveServer, WorkerThreads, vocal_bytes, wait_for, write_speech, write_vocal
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TIMEOUT_MS = 20_000
@@ -204,6 +204,7 @@ def test_upload_listen_and_download(open_page, live, workers, engine, settings, 
 
     # Both waveform lanes are drawn, and the settings to reproduce the job are shown.
     page.wait_for_selector("#wave[data-drawn='2']")
+    assert not page.is_visible("#warnings")  # a sung vocal: nothing to warn about
     settings_text = page.inner_text("#settings")
     assert "1234" in settings_text and "my song.wav (2.0 s)" in settings_text
 
@@ -225,6 +226,21 @@ def test_upload_listen_and_download(open_page, live, workers, engine, settings, 
     assert page.evaluate("localStorage.getItem('singsong.apiKey')") == key
     assert all(key not in url for url, _ in responses)
     assert no_horizontal_scroll(page)
+
+
+def test_speech_is_accompanied_with_a_warning(open_page, live, workers, engine, settings, rclient, tmp_path) -> None:
+    workers.start(settings, engine)
+    server = live(settings)
+    page = open_page(server.url)
+    page.fill("#api-key", new_key(rclient, settings))
+    page.dispatch_event("#api-key", "change")
+    page.click("#tab-upload")
+    page.set_input_files("#file", str(write_speech(tmp_path / "talk.wav")))
+    page.click("#submit")
+    page.wait_for_selector("body[data-state=result]")
+    page.wait_for_selector("#warnings", state="visible")
+    text = page.inner_text("#warnings")
+    assert text.startswith("Note: little or no sung melody: held, pitched notes cover 0% of the vocal"), text
 
 
 def test_record_from_the_microphone(open_page, live, workers, engine, settings_factory) -> None:
