@@ -44,6 +44,13 @@ class LogMel(nn.Module):
         self.register_buffer("filterbank", bank, persistent=False)  # [M, bins]
         self.register_buffer("pseudo_inverse", torch.linalg.pinv(bank), persistent=False)  # [bins, M]
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self._register_load_state_dict_pre_hook(self._drop_derived)
+
+    @staticmethod
+    def _drop_derived(state_dict: dict, prefix: str, *args: object) -> None:
+        """Checkpoints from before the filterbank became derived carry it: ignore those keys."""
+        for name in ("filterbank", "pseudo_inverse", "window"):
+            state_dict.pop(prefix + name, None)
 
     @property
     def min_value(self) -> float:

@@ -345,8 +345,6 @@ def load_spectral_codec(directory: str | Path, *, device: str | torch.device = "
     tensors = {
         key: value.to(expected[key].dtype) if key in expected else value for key, value in checkpoint.tensors.items()
     }
-    # The mel filterbank is derived from the config (older checkpoints stored it).
-    tensors = {key: value for key, value in tensors.items() if not key.startswith("mel.")}
     missing, unexpected = codec.load_state_dict(tensors, strict=False)
     # An inference-only export lacks the EMA statistics and nothing else.
     if unexpected or any(not key.endswith(EMA_STATISTICS) for key in missing):
