@@ -371,6 +371,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "--sources", default="mixture,instrumental", help="spectral: per song, mixture and/or drums+bass+other"
     )
     parser.add_argument("--max-songs", type=int, default=None, help="spectral: use at most this many songs")
+    parser.add_argument("--export", default=None, help="spectral: also write an inference-only copy here (float16)")
     parser.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio)
     parser.add_argument("--warmup", type=int, default=None, help=f"warmup steps (seanet {defaults.warmup})")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)

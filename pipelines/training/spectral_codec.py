@@ -262,6 +262,16 @@ def _run_config(run: Any, options: SpectralTrainOptions) -> Any:
     return config
 
 
+def export_spectral_codec(model_dir: Path, target: Path) -> Path:
+    """Write an inference-only copy (float16 networks, no EMA statistics) of a trained codec to `target`."""
+    from models.checkpoint import read_checkpoint_config
+    from models.codec.spectral import load_spectral_codec
+
+    codec = load_spectral_codec(model_dir)
+    extra = read_checkpoint_config(model_dir).get("extra", {})
+    return codec.save_pretrained(target, extra=extra, inference_only=True)
+
+
 def run_from_args(args: Any) -> int:
     """`singsong train codec --kind spectral ...` (arguments registered in `pipelines/training/codec.py`)."""
     defaults = SpectralTrainOptions(data=Path(), out=Path())
@@ -295,6 +305,9 @@ def run_from_args(args: Any) -> int:
         device=args.device,
     )
     result = train_spectral_codec(options)
+    if getattr(args, "export", None):
+        export_spectral_codec(Path(options.out) / "model", Path(args.export))
+        print(f"inference-only copy -> {args.export}")
     status = "stopped early (rerun the command to resume)" if result.stopped_early else "done"
     print(
         f"spectral codec: {status} at step {result.step}/{options.steps} after {result.total_minutes:.1f} min "
@@ -305,6 +318,7 @@ def run_from_args(args: Any) -> int:
 
 __all__ = [
     "SpectralTrainOptions",
+    "export_spectral_codec",
     "load_clip",
     "run_from_args",
     "song_clips",

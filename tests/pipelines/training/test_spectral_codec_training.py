@@ -16,13 +16,13 @@ from pipelines.training import codec as codec_training
 from pipelines.training.spectral_codec import song_clips
 
 
-def _train(corpus: Path, out: Path, steps: int) -> tuple[int, str]:
+def _train(corpus: Path, out: Path, steps: int, *extra: str) -> tuple[int, str]:
     parser = argparse.ArgumentParser()
     groups = {"train": parser.add_subparsers().add_parser("train").add_subparsers()}
     codec_training.register(groups)
     command = f"train codec --kind spectral --data {corpus} --out {out} --split all --preset tiny --steps {steps}"
     command += " --batch-size 4 --segment-seconds 0.5 --lr 3e-3 --warmup 2 --log-every 5 --save-every 100 --threads 1"
-    args = parser.parse_args(command.split())
+    args = parser.parse_args([*command.split(), *extra])
     return args.handler(args), args.kind
 
 
@@ -52,7 +52,9 @@ def test_training_lowers_the_loss_saves_loads_and_resumes(tiny_corpus: Path, tmp
     assert json.loads((run / "model" / "config.json").read_text())["extra"]["step"] == 30
     # the standardisation was fitted to the data (not the initial floor / unit values)
     assert float(codec.feature_std.mean()) != pytest.approx(1.0) and np.isfinite(codec.feature_mean.numpy()).all()
-    assert _train(tiny_corpus, run, 40)[0] == 0  # resumes from step 30
+    assert _train(tiny_corpus, run, 40, "--export", str(tmp_path / "shipped"))[0] == 0  # resumes from step 30
+    shipped = load_tokenizer(tmp_path / "shipped")
+    assert isinstance(shipped, SpectralCodec) and not (tmp_path / "shipped" / "training_state.json").exists()
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history][-2:] == [35, 40]
     assert json.loads((run / "model" / "config.json").read_text())["extra"]["step"] == 40
