@@ -117,7 +117,7 @@ class Melody:
     def note_durations(self) -> np.ndarray:
         """Frames from each onset to the next onset or the end of voicing `[N]`."""
         voiced = self.pitch_classes >= 0
-        ends = np.append(self.onsets[1:], len(self.pitch_classes))
+        ends = np.append(self.onsets[1:], len(self.pitch_classes))[: len(self.onsets)]  # no onsets: no notes
         # argmin finds the first unvoiced frame; the appended False stops a note that runs into the next one
         return np.array(
             [int(np.argmin(np.append(voiced[o:e], False))) for o, e in zip(self.onsets, ends, strict=True)], np.int64

@@ -130,6 +130,15 @@ def test_retrieval_accompaniment_fits_a_vocal_in_another_key_and_tempo(library: 
     assert Key.parse(second.accompaniment_key).compatible(Key.parse("D major"))
 
 
+def test_noise_and_silence_are_accompanied_with_a_warning(library: Path) -> None:
+    engine = load_engine("retrieval", library)
+    noise = np.random.default_rng(0).standard_normal((1, RATE * 3)).astype(np.float32) * 0.1
+    for samples in (noise, np.zeros((1, RATE * 3), np.float32)):  # no notes at all: used to crash note_durations
+        (take,) = engine.accompany(Audio(samples, RATE), GenerationOptions(seed=0))
+        assert take.accompaniment.shape == samples.shape and np.abs(take.accompaniment).max() > 0.01
+        assert take.melody is not None and take.melody.coverage == 0.0 and take.melody.low
+
+
 def test_accompany_command_with_the_retrieval_engine(library: Path, tmp_path: Path) -> None:
     vocal_samples, _ = song(0, 100.0)
     save_audio(tmp_path / "vocal.wav", vocal_samples, RATE)
