@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The default model's recipe, end to end, with the project's own commands:
+#   corpus -> codec -> harmony semantic tokenizer -> token cache -> semantic stage -> delay stage
+#   -> assemble a model directory -> token losses and the fit report.
+#
+# Every step is resumable: rerun the script after an interruption (a stopped session, Ctrl-C, a full disk)
+# and each command continues where it stopped (finished songs, cached items and finished stages are kept;
+# stage runs resume from their training state). Steps whose output already exists are skipped.
+#
+# Settings (environment):
+#   DEVICE=auto|cpu|cuda     where training runs (cuda: bf16 autocast, minutes instead of hours)
+#   THREADS=2                torch CPU threads per training process
+#   STAGE_MINUTES=           wall-time budget per stage run (empty: run all steps); rerun to continue
+#   DATA=data/synth RUNS=data/runs CACHE=data/cache_v2 OUT=data/models/default_v2
+#   CODEC=models/checkpoints/codec_v2   a trained spectral codec (trained here when the folder is missing)
+#   HARMONY=models/checkpoints/semantic_harmony   the harmony tokenizer (fitted here when missing)
+#
+# On 2 CPU cores: corpus ~50 min, codec ~60 min, tokenizer ~5 min, cache ~20 min, each stage several hours.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+SINGSONG=.venv/bin/singsong
+DEVICE=${DEVICE:-auto}
+THREADS=${THREADS:-2}
+DATA=${DATA:-data/synth}
+RUNS=${RUNS:-data/runs}
+CACHE=${CACHE:-data/cache_v2}
+OUT=${OUT:-data/models/default_v2}
+CODEC=${CODEC:-models/checkpoints/codec_v2}
+HARMONY=${HARMONY:-models/checkpoints/semantic_harmony}
+budget=()
+[ -n "${STAGE_MINUTES:-}" ] && budget=(--max-minutes "$STAGE_MINUTES")
+export HF_HUB_OFFLINE=1
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "1. corpus: 1200 songs x 20 s, keys drawn uniformly, 10 styles (seeds 0..1199; reruns skip finished songs)"
+$SINGSONG corpus synth --out "$DATA" --songs 1200 --seconds 20 --seed 0 --jobs "$THREADS"
+
+step "2. codec: spectral (log-mel RVQ, 25 Hz x 8 levels)"
+if [ ! -f "$CODEC/config.json" ]; then
+  $SINGSONG train codec --kind spectral --data "$DATA" --out "$RUNS/codec_v2" --device "$DEVICE" \
+    --threads "$THREADS" "${budget[@]}"
+  CODEC="$RUNS/codec_v2/model"
+fi
+
+step "3. harmony semantic tokenizer: k-means over chroma / bass / onsets of the training instrumentals"
+if [ ! -f "$HARMONY/config.json" ]; then
+  $SINGSONG train semantic --data "$DATA" --stem instrumental --split train --backend harmony --k 512 \
+    --max-frames 300000 --out "$RUNS/semantic_harmony"
+  HARMONY="$RUNS/semantic_harmony"
+fi
+
+step "4. token cache (resumable)"
+$SINGSONG tokens build --data "$DATA" --codec "$CODEC" --semantic "$HARMONY" --out "$CACHE"
+
+step "5. semantic stage: vocal melody (M) -> instrumental harmony tokens"
+$SINGSONG train cascade --stage semantic --cache "$CACHE" --out "$RUNS/stage_semantic" --featurization M \
+  --layers 3 --batch-size 16 --dropout 0.1 --lr 1e-3 --warmup 100 --steps 3000 \
+  --device "$DEVICE" --threads "$THREADS" --no-progress "${budget[@]}"
+
+step "6. delay stage: M + harmony tokens -> all codec levels (MusicGen delay pattern)"
+$SINGSONG train cascade --stage delay --cache "$CACHE" --out "$RUNS/stage_delay" --featurization M \
+  --layers 3 --window-seconds 5 --batch-size 8 --dropout 0.05 --lr 1e-3 --warmup 100 --steps 4000 \
+  --device "$DEVICE" --threads "$THREADS" --no-progress "${budget[@]}"
+
+step "7. assemble the model directory (float16 stage weights)"
+$SINGSONG train cascade-assemble --semantic "$RUNS/stage_semantic/best" --delay "$RUNS/stage_delay/best" \
+  --codec "$CODEC" --semantic-tokenizer "$HARMONY" --featurization M --weights-dtype float16 --out "$OUT"
+
+step "8. evaluation: token losses (own vs another song's vocal) and the fit report"
+$SINGSONG eval cascade --model "$OUT" --cache "$CACHE" --split test --json "$OUT/eval_cascade.json"
+$SINGSONG eval report --data "$DATA" --split valid,test --max-songs 30 --seconds 10 --model "$OUT" \
+  --model models/checkpoints/default --codec "$CODEC" --out "$OUT/fit-report"
