@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(ffmpeg redis-server docker-compose rubberband-cli)
+# The test command also needs a real browser for the web page's tests (tests/service/test_web.py).
+[ "${SINGSONG_SETUP_TESTS:-0}" = 1 ] && SYSTEM_PACKAGES+=(chromium)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
