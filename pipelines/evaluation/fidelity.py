@@ -26,7 +26,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy import linalg
 
 from core.audio import resample
 from core.errors import SingsongError
@@ -123,6 +122,8 @@ def frechet_distance(
     dominated by estimation noise (measured on sets of 6 constructed songs vs 6 others and vs 6 noise clips,
     built-in embedding: 124 and 270 with full covariances, 50 and 255 with diagonal ones).
     """
+    from scipy import linalg  # here, not at the top: the CLI frame imports this module to build its parser
+
     a, b = np.asarray(embeddings_a, np.float64), np.asarray(embeddings_b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
         raise SingsongError(f"frechet_distance needs [N, D] and [M, D] with N, M >= 2; got {a.shape}, {b.shape}")
