@@ -31,12 +31,16 @@ tokens carry it at the resolution that matters for an accompaniment. A frame cou
    of the voiced frames lie in held notes. Monotone speech (text-to-speech, slow talking) does hold the odd
    vowel for 200-500 ms; what gives it away is the gliding around those vowels.
 
-Measured with `MelodyCoverageConfig()` (see the fields' comments): synthetic sung vocals 0.53-0.90 (56 held-out
-corpus vocals; 0.50-0.89 on 71 validation ones), the example vocal 0.57; espeak-ng speech (5 voices x 3
-speaking rates x 2 texts) 0.00-0.11, at most 0.17 with white noise at 20 or 10 dB SNR (song: 0.54-0.92);
-white noise and silence 0 (`benchmarks/melody_coverage.py`). Held runs alone (no steadiness test) gave speech
-up to 0.45 at 160 ms and 0.54 at 120 ms, overlapping song. `LOW_MELODY_COVERAGE` (0.3) sits between the groups.
-Computing it costs < 1 % of the tokenizer's time (0.14 ms vs 30 ms on the 12 s example vocal).
+Measured with `MelodyCoverageConfig()` and the tuning correction of `melody_coverage_of`
+(`benchmarks/melody_coverage.py`): synthetic sung vocals 0.53-0.90 (56 held-out corpus vocals; 0.50-0.88 on
+71 validation ones; 0.50-0.88 detuned by +50 cents), the example vocal 0.57; espeak-ng speech (5 voices x 3
+speaking rates x 2 texts) median 0.00, max 0.26, and 0.32 / 0.29 with white noise at 20 / 10 dB SNR (slow,
+monotone text-to-speech is the hardest case); white noise and silence 0. Held runs alone (no steadiness test)
+gave speech up to 0.45 at 160 ms and 0.54 at 120 ms, overlapping song. `LOW_MELODY_COVERAGE` (0.3) sits
+nearer the speech side on purpose: real singers hold pitch less steadily than the synthetic one, and a
+false warning on singing costs more than a missed one on monotone speech. Computing the figure on tokens
+costs < 1 % of the tokenizer's time (0.14 ms vs 30 ms on the 12 s example vocal); the tuning estimate
+~30 ms per 20 s (plus ~2 s once per process to import librosa's core).
 """
 
 from __future__ import annotations
@@ -177,12 +181,38 @@ def melody_coverage(
     return (held.bool() & steady).float().mean(dim=-1).cpu()
 
 
-def melody_coverage_of(samples: np.ndarray, sample_rate: int, tokenizer: MelodyTokenizer | None = None) -> float:
-    """Melody coverage of one vocal, `[C, T]` or `[T]` float samples at any rate (downmixed, resampled)."""
+def melody_coverage_of(
+    samples: np.ndarray, sample_rate: int, tokenizer: MelodyTokenizer | None = None, *, retune: bool = True
+) -> float:
+    """Melody coverage of one vocal, `[C, T]` or `[T]` float samples at any rate (downmixed, resampled).
+
+    `retune`: first move the vocal to standard tuning (A = 440 Hz). Pitch classes are semitone bins around
+    the equal-tempered notes, so a singer 50 cents off sits on the bin edges and vibrato flips the class
+    every few frames: 12 corpus vocals detuned by +50 cents fell from median coverage 0.69 to 0.15, which
+    would warn about real, in-tune-with-themselves singing. `librosa.estimate_tuning` finds the offset
+    (within 3 cents on them; ~30 ms per 20 s) and resampling by it restores 0.54-0.85.
+    """
     tokenizer = tokenizer or MelodyTokenizer()
     mono = samples.mean(axis=0) if samples.ndim == 2 else samples
-    wav = torch.from_numpy(np.ascontiguousarray(resample(mono, sample_rate, tokenizer.sample_rate)))
-    if wav.numel() == 0:
+    mono = resample(mono, sample_rate, tokenizer.sample_rate)
+    if mono.size == 0:
         return 0.0
-    tokens = tokenizer.encode(wav[None, None].float())
+    if retune:
+        mono = retuned(mono, tokenizer.sample_rate)
+    tokens = tokenizer.encode(torch.from_numpy(np.ascontiguousarray(mono))[None, None].float())
     return float(melody_coverage(tokens, tokenizer.frame_rate)[0])
+
+
+def retuned(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mono `[T]` moved to standard tuning by resampling (its length changes by the same <= 3 %)."""
+    import warnings
+
+    import librosa
+
+    with warnings.catch_warnings():  # clips shorter than librosa's 2048-sample window still get an estimate
+        warnings.simplefilter("ignore", UserWarning)
+        semitones = float(librosa.estimate_tuning(y=samples, sr=sample_rate))  # in [-0.5, 0.5)
+    if abs(semitones) < 0.05:
+        return samples
+    # read as if recorded at a rate 2^(-semitones/12) times the true one: every frequency moves by -semitones
+    return resample(samples, round(sample_rate * 2 ** (-semitones / 12)), sample_rate)

@@ -3,9 +3,10 @@
 Every engine accompanies whatever it is given: speech, noise or silence come back with an accompaniment as
 if they were sung, and without a word the user cannot tell why it fits nothing. So every result carries the
 vocal's **melody coverage** (`models.melody.melody_coverage`: the share of its duration in held, pitched
-notes inside steady passages; synthetic sung vocals 0.50-0.90, espeak-ng speech <= 0.11, noise and silence
-0) and, below `LOW_MELODY_COVERAGE` (0.3), a warning sentence. The CLI prints both, `singsong batch` lists
-the low ones in its summary, and the service's job status has `melody_coverage` and `warnings`.
+notes inside steady passages, at the singer's own tuning; synthetic sung vocals 0.50-0.90, espeak-ng speech
+median 0.00 and at most 0.26 (0.32 with noise), noise and silence 0) and, below `LOW_MELODY_COVERAGE` (0.3),
+a warning sentence. The CLI prints both, `singsong batch` lists the low ones in its summary, and the
+service's job status has `melody_coverage` and `warnings`.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def low_melody_warning(coverage: float) -> str:
 
 
 def check_melody(vocal: Audio, tokenizer: MelodyTokenizer | None = None) -> MelodyCheck:
-    """Melody coverage and warnings of a vocal (any rate and channel count; ~0.35 s per minute of 44.1 kHz
-    stereo on one core, resampling included)."""
+    """Melody coverage and warnings of a vocal (any rate and channel count; ~0.4 s per minute of 44.1 kHz
+    stereo on one core, resampling and tuning estimate included)."""
     from models.melody import LOW_MELODY_COVERAGE, melody_coverage_of
 
     coverage = round(melody_coverage_of(vocal.samples, vocal.sample_rate, tokenizer), 3)

@@ -5,7 +5,7 @@ import pretty_midi
 import pytest
 import torch
 
-from core.audio import load_audio
+from core.audio import load_audio, resample
 from models.melody import (
     LOW_MELODY_COVERAGE,
     UNVOICED,
@@ -118,6 +118,13 @@ def test_coverage_of_sung_vocals_is_high(song):
     assert melody_coverage_of(wav[0].numpy(), 16000) > 0.5  # a corpus vocal rendered by pipelines.corpus
     vocal = load_audio(EXAMPLE_VOCAL)
     assert melody_coverage_of(vocal.samples, vocal.sample_rate) > 0.5  # 0.57 measured
+
+
+def test_coverage_does_not_depend_on_the_singers_tuning(song):
+    wav, _ = song
+    sharp = resample(wav[0].numpy(), round(16000 * 2 ** (50 / 1200)), 16000)  # +50 cents: between two classes
+    assert melody_coverage_of(sharp, 16000, retune=False) < 0.2, "the pitch class flips on every vibrato cycle"
+    assert melody_coverage_of(sharp, 16000) == pytest.approx(melody_coverage_of(wav[0].numpy(), 16000), abs=0.05)
 
 
 @pytest.mark.parametrize("name", ["espeak-en-us.opus", "espeak-en-gb-f3.opus"])
