@@ -139,7 +139,7 @@ class MelodyCoverageConfig:
     # pitch glides out of its pitch class within ~40-120 ms. 120 ms let more speech through (see above).
     min_note_seconds: float = 0.16
     window_seconds: float = 3.0  # a couple of sung phrases; short enough to find a sung part in a talk
-    min_steadiness: float = 0.75  # share of voiced frames in held notes: song 0.82-1.0, espeak speech 0.2-0.61
+    min_steadiness: float = 0.75  # held share of voiced frames (standard tuning): song 0.82-1.0, speech 0.2-0.61
 
 
 def held_notes(tokens: torch.Tensor, frame_rate: float, min_note_seconds: float) -> torch.Tensor:
