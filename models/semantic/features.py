@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -139,6 +140,52 @@ class FeatureExtractor(ABC):
         return wav[:, 0].float()
 
 
+class GroupedFeatureExtractor(FeatureExtractor):
+    """An extractor whose feature axis is a concatenation of named groups, each weighted as a whole.
+
+    Subclasses set `self.cfg` (a dataclass with `sample_rate`, `frame_rate` and `group_weights`) and call
+    `_lay_out_groups` with the group sizes in feature order.
+    """
+
+    cfg: Any
+    _groups: dict[str, slice]
+    _dim: int
+
+    def _lay_out_groups(self, sizes: Sequence[tuple[str, int]]) -> None:
+        self._groups, offset = {}, 0
+        for name, size in sizes:
+            self._groups[name] = slice(offset, offset + size)
+            offset += size
+        self._dim = offset
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.cfg.frame_rate
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def groups(self) -> dict[str, slice]:
+        """Feature group name -> slice of the last feature axis."""
+        return dict(self._groups)
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self.cfg)
+
+    def feature_weights(self) -> torch.Tensor:
+        """`w_g / sqrt(dims_g)` per dimension: each group adds about `w_g^2` to squared distances."""
+        weights = torch.empty(self._dim)
+        for name, part in self._groups.items():
+            weights[part] = self.cfg.group_weights[name] / math.sqrt(part.stop - part.start)
+        return weights
+
+
 @dataclass
 class BuiltinFeatureConfig:
     """Settings of `BuiltinFeatureExtractor` (all stored in tokenizer checkpoints)."""
@@ -202,7 +249,7 @@ def _midi_to_hz(midi: np.ndarray) -> np.ndarray:
     return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
 
 
-class BuiltinFeatureExtractor(FeatureExtractor):
+class BuiltinFeatureExtractor(GroupedFeatureExtractor):
     """Weight-free DSP features (MFCC, deltas, pitch-class salience, pitch, spectral statistics).
 
     Fully batched torch; runs on any device. See the module docstring for the feature layout.
@@ -228,18 +275,9 @@ class BuiltinFeatureExtractor(FeatureExtractor):
         self._delta_kernel = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0]) / 10.0
         self._build_pitch_tables()
 
-        self._groups: dict[str, slice] = {}
-        offset = 0
-        for name, size in (
-            ("mfcc", cfg.n_mfcc),
-            ("delta", cfg.n_mfcc),
-            ("chroma", 12),
-            ("pitch", 2),
-            ("spectral", 4),
-        ):
-            self._groups[name] = slice(offset, offset + size)
-            offset += size
-        self._dim = offset
+        self._lay_out_groups(
+            [("mfcc", cfg.n_mfcc), ("delta", cfg.n_mfcc), ("chroma", 12), ("pitch", 2), ("spectral", 4)]
+        )
 
     def _build_pitch_tables(self) -> None:
         """Log-frequency filterbank `[P, K]`, harmonic shifts and the pitch-class folding matrix `[12, C]`."""
@@ -264,32 +302,6 @@ class BuiltinFeatureExtractor(FeatureExtractor):
         self._fold = torch.from_numpy(fold)  # [12, C]
 
     # ------------------------------------------------------------------------------------------------
-    @property
-    def sample_rate(self) -> int:
-        return self.cfg.sample_rate
-
-    @property
-    def frame_rate(self) -> float:
-        return self.cfg.frame_rate
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def groups(self) -> dict[str, slice]:
-        """Feature group name -> slice of the last feature axis."""
-        return dict(self._groups)
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
-
-    def feature_weights(self) -> torch.Tensor:
-        weights = torch.empty(self._dim)
-        for name, part in self._groups.items():
-            weights[part] = self.cfg.group_weights[name] / math.sqrt(part.stop - part.start)
-        return weights
-
     def to(self, device: str | torch.device) -> BuiltinFeatureExtractor:
         self._device = torch.device(device)
         for name in (

@@ -29,15 +29,14 @@ is normalised to sum to one (a near-flat profile in silence or pure percussion).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from models.semantic.errors import SemanticTokenizerError
-from models.semantic.features import FeatureExtractor, mel_filterbank, pool_frames, target_hop
+from models.semantic.features import GroupedFeatureExtractor, mel_filterbank, pool_frames, target_hop
 
 GROUPS = ("chroma", "bass", "onset", "energy")
 
@@ -93,7 +92,7 @@ def pitch_class_folding(sample_rate: int, n_fft: int, low_hz: float, high_hz: fl
     return fold
 
 
-class HarmonyFeatureExtractor(FeatureExtractor):
+class HarmonyFeatureExtractor(GroupedFeatureExtractor):
     """Accompaniment waveform `[B, 1, T]` at 16 kHz -> harmony features `[B, F, 28]` at 25 Hz."""
 
     backend = "harmony"
@@ -117,38 +116,7 @@ class HarmonyFeatureExtractor(FeatureExtractor):
         self._onset_bands = [
             torch.from_numpy(np.flatnonzero(mask)) for mask in (centres < low, (centres >= low) & (centres < high))
         ] + [torch.from_numpy(np.flatnonzero(centres >= high))]
-        self._groups: dict[str, slice] = {}
-        offset = 0
-        for name, size in zip(GROUPS, (12, 12, 3, 1), strict=True):
-            self._groups[name] = slice(offset, offset + size)
-            offset += size
-        self._dim = offset
-
-    @property
-    def sample_rate(self) -> int:
-        return self.cfg.sample_rate
-
-    @property
-    def frame_rate(self) -> float:
-        return self.cfg.frame_rate
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def groups(self) -> dict[str, slice]:
-        """Feature group name -> slice of the last feature axis."""
-        return dict(self._groups)
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self.cfg)
-
-    def feature_weights(self) -> torch.Tensor:
-        weights = torch.empty(self._dim)
-        for name, part in self._groups.items():
-            weights[part] = self.cfg.group_weights[name] / math.sqrt(part.stop - part.start)
-        return weights
+        self._lay_out_groups(list(zip(GROUPS, (12, 12, 3, 1), strict=True)))
 
     def to(self, device: str | torch.device) -> HarmonyFeatureExtractor:
         self._device = torch.device(device)
