@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from core.device import resolve_device
 
@@ -31,27 +32,49 @@ def evaluate_model(
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, dict[str, float]]:
-    """Teacher-forced scalars of every stage of a cascade model directory on windows of a cache split."""
+    """Teacher-forced scalars of every stage of a cascade model directory on windows of a cache split.
+
+    `model_dir` may also be one stage: a stage checkpoint or a `train cascade` run directory (its `best/`, else
+    its latest state), so a stage can be judged before the stages after it exist.
+    """
+    import torch
+
     from models.cascade import Cascade
     from pipelines.inference.model_dir import read_manifest
     from pipelines.tokens.reader import TokenCache
     from pipelines.training.cascade import evaluate
     from pipelines.training.cascade_data import WindowSampler
 
-    if (Path(model_dir) / "singsong.json").is_file():  # a complete model directory: its cascade part
-        model_dir = Path(model_dir) / read_manifest(model_dir).cascade
-    cascade = Cascade.from_pretrained(model_dir, device=resolve_device(device))
+    model_dir, torch_device = Path(model_dir), torch.device(resolve_device(device))
+    if (model_dir / "singsong.json").is_file():  # a complete model directory: its cascade part
+        model_dir = model_dir / read_manifest(model_dir).cascade
+    if (model_dir / "cascade.json").is_file():
+        stages = Cascade.from_pretrained(model_dir, device=torch_device).stages
+    else:
+        stages = {"stage": _load_stage(model_dir, torch_device)}
     cache = TokenCache(cache_dir)
     results = {}
-    for name, stage in cascade.stages.items():
+    for name, stage in stages.items():
+        name = stage.config.stage if name == "stage" else name
         data = WindowSampler(cache, stage.config, split, noise_prob=noise_prob)
         fixed = data.fixed_batches(batches, batch_size, seed=seed)
-        results[name] = evaluate(stage, fixed, cascade.device)
+        results[name] = evaluate(stage, fixed, torch_device)
         guided = set(stage.config.guided)
         if guided and batch_size > 1:
             swapped = [{k: v.roll(1, dims=0) if k in guided else v for k, v in batch.items()} for batch in fixed]
-            results[name]["valid/loss_ce_other_vocal"] = evaluate(stage, swapped, cascade.device)["valid/loss_ce"]
+            results[name]["valid/loss_ce_other_vocal"] = evaluate(stage, swapped, torch_device)["valid/loss_ce"]
     return results
+
+
+def _load_stage(directory: Path, device: Any) -> Any:
+    """A stage checkpoint, or the best (else latest) one of a `train cascade` run directory."""
+    from core.errors import SingsongError
+    from models.cascade import StageLM
+
+    for candidate in (directory, directory / "best", directory / "model"):
+        if (candidate / "config.json").is_file():
+            return StageLM.from_pretrained(candidate, device=device).eval()
+    raise SingsongError(f"{directory}: neither a cascade model directory nor a stage checkpoint or run")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -221,6 +221,11 @@ def test_cli_trains_stages_assembles_and_evaluates_a_model(cache_dir, tmp_path, 
     for stage in ("semantic", "delay"):  # both depend on the vocal: scored with another window's vocal too
         assert np.isfinite(report[stage]["valid/loss_ce_other_vocal"])
         assert report[stage]["valid/loss_ce_other_vocal"] != report[stage]["valid/loss_ce"]
+    # One stage's run directory, before any model directory exists: the same figures as inside the model.
+    args.model, args.json = str(tmp_path / "semantic"), str(tmp_path / "e1.json")
+    assert args.handler(args) == 0
+    alone = json.loads((tmp_path / "e1.json").read_text())
+    assert set(alone) == {"semantic"} and alone["semantic"] == pytest.approx(report["semantic"], rel=1e-4)
 
     cascade = Cascade.from_pretrained(model)
     assert cascade.stream_specs()["instrumental.fine"] == {"codebooks": 2, "cardinality": 128, "frame_rate": 50.0}
