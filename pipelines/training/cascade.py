@@ -212,20 +212,11 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
 
 def _run_config(options: CascadeTrainOptions) -> RunConfig:
     out = Path(options.out)
-    return RunConfig(
+    return RunConfig.from_options(
+        options,
         out=out,
-        steps=options.steps,
         state_dir=out / "model",
         loss_key="loss/ce",
-        log_every=options.log_every,
-        save_every=options.save_every,
-        valid_every=options.valid_every,
-        max_minutes=options.max_minutes,
-        seed=options.seed,
-        resume=options.resume,
-        threads=options.threads,
-        device=options.device,
-        progress=options.progress,
         desc=f"train {options.stage}",
         postfix={"loss": "loss/ce", "acc": "metrics/accuracy"},
         best_dir=out / "best",

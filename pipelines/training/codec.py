@@ -119,19 +119,11 @@ def train_codec(options: CodecTrainOptions) -> CodecTrainResult:
 
     out = Path(options.out)
     run = TrainingRun(
-        RunConfig(
+        RunConfig.from_options(
+            options,
             out=out,
-            steps=options.steps,
             state_dir=out / "model",
             loss_key="loss/total",
-            log_every=options.log_every,
-            save_every=options.save_every,
-            max_minutes=options.max_minutes,
-            seed=options.seed,
-            resume=options.resume,
-            threads=options.threads,
-            device=options.device,
-            progress=options.progress,
             desc="train codec",
             postfix={"loss": "loss/total", "mel": "loss/mel"},
         )

@@ -83,6 +83,26 @@ class RunConfig:
     best_dir: Path | None = None  # where `save_best` writes (RUN/best); None: no best checkpoint
     best_key: str = "valid/loss_ce"  # the validation scalar to minimise
 
+    #: The fields every trainer's options carry under the same names (`--steps`, `--max-minutes`, ...).
+    COMMON_OPTIONS = (
+        "steps",
+        "log_every",
+        "save_every",
+        "valid_every",
+        "max_minutes",
+        "seed",
+        "resume",
+        "threads",
+        "device",
+        "progress",
+    )
+
+    @classmethod
+    def from_options(cls, options: Any, *, out: Path, **fields: Any) -> RunConfig:
+        """The run settings a trainer's options dataclass shares with every trainer, plus its own `fields`."""
+        common = {name: getattr(options, name) for name in cls.COMMON_OPTIONS if hasattr(options, name)}
+        return cls(out=out, **{**common, **fields})
+
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.state_dir = Path(self.state_dir) if self.state_dir is not None else self.out / "model"

@@ -180,19 +180,11 @@ def train_separator(options: SeparatorTrainOptions) -> SeparatorTrainResult:
 
 def _run_config(options: SeparatorTrainOptions, run_dir: Path) -> RunConfig:
     """The run lives in OUT/run/NAME (training state and history there; no TensorBoard, no best)."""
-    return RunConfig(
+    return RunConfig.from_options(
+        options,
         out=run_dir,
-        steps=options.steps,
         state_dir=run_dir,
         loss_key="loss",
-        log_every=options.log_every,
-        save_every=options.save_every,
-        max_minutes=options.max_minutes,
-        seed=options.seed,
-        resume=options.resume,
-        threads=options.threads,
-        device=options.device,
-        progress=options.progress,
         desc=f"train {options.name}",
         postfix={"loss": "loss"},
         tensorboard=False,

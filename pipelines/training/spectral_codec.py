@@ -165,17 +165,9 @@ def train_spectral_codec(options: SpectralTrainOptions) -> Any:
 
     out = Path(options.out)
     run = TrainingRun(
-        RunConfig(
+        RunConfig.from_options(
+            options,
             out=out,
-            steps=options.steps,
-            log_every=options.log_every,
-            save_every=options.save_every,
-            max_minutes=options.max_minutes,
-            seed=options.seed,
-            resume=options.resume,
-            threads=options.threads,
-            device=options.device,
-            progress=options.progress,
             desc="train spectral codec",
             postfix={"loss": "loss/total", "mel": "loss/mel_l1"},
         )
