@@ -148,6 +148,7 @@ class GroupedFeatureExtractor(FeatureExtractor):
     """
 
     cfg: Any
+    _device: torch.device
     _groups: dict[str, slice]
     _dim: int
 
@@ -184,6 +185,27 @@ class GroupedFeatureExtractor(FeatureExtractor):
         for name, part in self._groups.items():
             weights[part] = self.cfg.group_weights[name] / math.sqrt(part.stop - part.start)
         return weights
+
+    @torch.no_grad()
+    def extract(self, wav: torch.Tensor) -> torch.Tensor:
+        x = self._check_input(wav).to(self._device)  # [B, T]
+        batch, length = x.shape
+        num_frames = self.num_frames(length)
+        if num_frames == 0:
+            return x.new_zeros(batch, 0, self._dim)
+        # Analysis frame i is centred on sample i * analysis_hop; keep those centred before the last
+        # output frame's end, zero-padding the signal so every one of them exists.
+        hop = self.cfg.analysis_hop
+        count = math.ceil(num_frames * self.hop_length / hop)
+        frames = self._analysis_frames(F.pad(x, (0, count * hop - length)), count)  # [B, D, N]
+        pooled = pool_frames(
+            frames.transpose(1, 2), native_hop=hop, native_offset=0.0, hop=self.hop_length, num_frames=num_frames
+        )
+        return pooled.float()
+
+    @abstractmethod
+    def _analysis_frames(self, x: torch.Tensor, count: int) -> torch.Tensor:
+        """`[B, D, count]` features of the padded signal `x` `[B, T]`, frame i centred on i * analysis_hop."""
 
 
 @dataclass
@@ -318,18 +340,8 @@ class BuiltinFeatureExtractor(GroupedFeatureExtractor):
         return self
 
     # ------------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def extract(self, wav: torch.Tensor) -> torch.Tensor:
-        x = self._check_input(wav).to(self._device)  # [B, T]
-        batch, length = x.shape
+    def _analysis_frames(self, x: torch.Tensor, count: int) -> torch.Tensor:
         cfg = self.cfg
-        num_frames = self.num_frames(length)
-        if num_frames == 0:
-            return x.new_zeros(batch, 0, self._dim)
-        # Analysis frame i is centred on sample i * analysis_hop; keep those centred before the last
-        # output frame's end, zero-padding the signal so every one of them exists.
-        count = math.ceil(num_frames * self.hop_length / cfg.analysis_hop)
-        x = F.pad(x, (0, count * cfg.analysis_hop - length))
         spec = torch.stft(
             x,
             cfg.n_fft,
@@ -348,11 +360,7 @@ class BuiltinFeatureExtractor(GroupedFeatureExtractor):
         chroma, pitch = self._pitch_features(mag)
         spectral = self._spectral_stats(power)
 
-        frames = torch.cat([mfcc, delta, chroma, pitch, spectral], dim=1).transpose(1, 2)  # [B, N, D]
-        pooled = pool_frames(
-            frames, native_hop=cfg.analysis_hop, native_offset=0.0, hop=self.hop_length, num_frames=num_frames
-        )
-        return pooled.float()
+        return torch.cat([mfcc, delta, chroma, pitch, spectral], dim=1)  # [B, D, N]
 
     def _deltas(self, coeffs: torch.Tensor) -> torch.Tensor:
         """First derivative by linear regression over +-2 frames (edge frames repeated): `[B, C, N]`."""

@@ -28,7 +28,6 @@ is normalised to sum to one (a near-flat profile in silence or pure percussion).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from models.semantic.errors import SemanticTokenizerError
-from models.semantic.features import GroupedFeatureExtractor, mel_filterbank, pool_frames, target_hop
+from models.semantic.features import GroupedFeatureExtractor, mel_filterbank, target_hop
 
 GROUPS = ("chroma", "bass", "onset", "energy")
 
@@ -125,23 +124,10 @@ class HarmonyFeatureExtractor(GroupedFeatureExtractor):
         self._onset_bands = [band.to(self._device) for band in self._onset_bands]
         return self
 
-    @torch.no_grad()
-    def extract(self, wav: torch.Tensor) -> torch.Tensor:
-        x = self._check_input(wav).to(self._device)  # [B, T]
-        batch, length = x.shape
-        cfg = self.cfg
-        num_frames = self.num_frames(length)
-        if num_frames == 0:
-            return x.new_zeros(batch, 0, self._dim)
-        count = math.ceil(num_frames * self.hop_length / cfg.analysis_hop)
-        x = F.pad(x, (0, count * cfg.analysis_hop - length))
+    def _analysis_frames(self, x: torch.Tensor, count: int) -> torch.Tensor:
         chroma, bass, energy = self._pitch_profiles(x, count)
         onset = self._onsets(x, count)
-        frames = torch.cat([chroma, bass, onset, energy], dim=1).transpose(1, 2)  # [B, N, D]
-        pooled = pool_frames(
-            frames, native_hop=cfg.analysis_hop, native_offset=0.0, hop=self.hop_length, num_frames=num_frames
-        )
-        return pooled.float()
+        return torch.cat([chroma, bass, onset, energy], dim=1)  # [B, D, N]
 
     def _stft_magnitude(self, x: torch.Tensor, n_fft: int, window: torch.Tensor, count: int) -> torch.Tensor:
         """`|STFT|` `[B, K, count]`, frames centred on multiples of the analysis hop; a sinusoid of amplitude
