@@ -10,41 +10,49 @@ the stage models and their sampling. Public API::
                              seeds=[0, 1])                          # -> [B, K, 500] codec codes
 
 Files: `transformer.py` (decoder + static KV cache), `patterns.py` (flattening, delay pattern, alignment),
-`sampling.py` (filters, guidance, per-row generators), `stage.py` (one stage: layout, loss, windowed
-generation), `cascade.py` (the stages of one model directory).
+`sampling.py` (filters, guidance, per-row generators), `config.py` (what a stage is), `base.py` (windowed
+generation and checkpoints of any stage), `stage.py` (autoregressive stages: AudioLM flattening, MusicGen delay
+pattern), `masked.py` (the parallel SoundStorm-style stage), `cascade.py` (the stages of one model directory).
 """
 
+from models.cascade.base import StageModel, build_stage_model
 from models.cascade.cascade import Cascade, CascadeError, build_cascade, featurization_of, resolve_stage_dir
-from models.cascade.sampling import Sampler, SamplingConfig
-from models.cascade.stage import (
+from models.cascade.config import (
     CHECKPOINT_KIND,
     DEFAULT_WINDOWS,
     FEATURIZATIONS,
+    PATTERNS,
     STAGES,
     StageConfig,
-    StageLM,
     StreamInfo,
     build_stage_config,
 )
+from models.cascade.masked import MaskedStageLM
+from models.cascade.sampling import Sampler, SamplingConfig
+from models.cascade.stage import StageLM
 from models.cascade.transformer import KVCache, Transformer, TransformerConfig
 
 __all__ = [
     "CHECKPOINT_KIND",
     "DEFAULT_WINDOWS",
     "FEATURIZATIONS",
+    "PATTERNS",
     "STAGES",
     "Cascade",
     "CascadeError",
     "KVCache",
+    "MaskedStageLM",
     "Sampler",
     "SamplingConfig",
     "StageConfig",
     "StageLM",
+    "StageModel",
     "StreamInfo",
     "Transformer",
     "TransformerConfig",
     "build_cascade",
     "build_stage_config",
+    "build_stage_model",
     "featurization_of",
     "resolve_stage_dir",
 ]

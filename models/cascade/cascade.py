@@ -1,10 +1,11 @@
 """`Cascade`: the trained stages of one accompaniment model, loaded from one directory, generating codec codes.
 
 SingSong (Donahue et al., 2023) turns a vocal into an instrumental with AudioLM's stages (Borsos et al.,
-2022). Two acoustic back-ends are supported after the semantic stage:
+2022). Three acoustic back-ends are supported after the semantic stage:
 
     cascade:  vocal -> [semantic] -> instrumental semantic -> [coarse] -> coarse codes -> [fine] -> fine codes
     delay:    vocal -> [semantic] -> instrumental semantic -> [delay]  -> all codec levels (MusicGen pattern)
+    parallel: vocal -> [semantic] -> instrumental semantic -> [parallel] -> all levels (SoundStorm, masked.py)
 
 A model directory::
 
@@ -12,10 +13,12 @@ A model directory::
         cascade.json        featurisation, condition streams, which stages, stream specs, training notes
         semantic/           stage checkpoints (`models.checkpoint`, kind "cascade_stage")
         coarse/ fine/       ... the AudioLM back-end, and/or
-        delay/              ... the single-stage delay-pattern back-end
+        delay/              ... the single-stage delay-pattern back-end, and/or
+        parallel/           ... the single-stage parallel (masked) back-end
 
-If both back-ends are present the delay one is used unless `acoustic="cascade"` is asked for (it is the
-fast one: one step per frame instead of one per code; see `benchmarks/cascade_rtf.py`).
+When several back-ends are present the parallel one is used, then the delay one, unless `acoustic=` names
+another: they are the fast ones (a few passes per window, or one step per frame, instead of one per code;
+see `benchmarks/cascade_rtf.py`). The semantic stage may itself be autoregressive or masked.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ import torch
 from torch import Tensor
 
 from core.errors import SingsongError
+from models.cascade.base import StageModel
+from models.cascade.config import CHECKPOINT_KIND, FEATURIZATIONS, StreamInfo
 from models.cascade.sampling import Sampler, SamplingConfig
-from models.cascade.stage import CHECKPOINT_KIND, FEATURIZATIONS, StageLM, StreamInfo
 from models.checkpoint import CONFIG_FILE, read_checkpoint_config
 
 log = logging.getLogger(__name__)
@@ -41,7 +45,9 @@ CASCADE_FILE = "cascade.json"
 CASCADE_FORMAT_VERSION = 1
 ProgressCallback = Callable[[float], None]
 #: Sub-stream of every take's seed per stage, so stages draw independent random numbers.
-_STAGE_STREAMS = {"semantic": 0, "coarse": 1, "fine": 2, "delay": 3}
+_STAGE_STREAMS = {"semantic": 0, "coarse": 1, "fine": 2, "delay": 3, "parallel": 4}
+#: Acoustic back-ends whose one stage generates every codec level.
+SINGLE_STAGE_BACK_ENDS = ("parallel", "delay")
 
 
 class CascadeError(SingsongError):
@@ -76,14 +82,16 @@ class _Progress:
 class Cascade:
     """The stages of one trained model (see the module docstring)."""
 
-    def __init__(self, stages: Mapping[str, StageLM], *, acoustic: str | None = None) -> None:
+    def __init__(self, stages: Mapping[str, StageModel], *, acoustic: str | None = None) -> None:
         self.stages = dict(stages)
         if "semantic" not in self.stages:
             raise CascadeError("a cascade needs a semantic stage")
         has_cascade = "coarse" in self.stages and "fine" in self.stages
         if acoustic is None:
-            acoustic = "delay" if "delay" in self.stages else "cascade"
-        if (acoustic == "delay" and "delay" not in self.stages) or (acoustic == "cascade" and not has_cascade):
+            acoustic = next((name for name in SINGLE_STAGE_BACK_ENDS if name in self.stages), "cascade")
+        if (acoustic in SINGLE_STAGE_BACK_ENDS and acoustic not in self.stages) or (
+            acoustic == "cascade" and not has_cascade
+        ):
             raise CascadeError(f"no {acoustic!r} back-end: stages are {sorted(self.stages)}")
         self.acoustic = acoustic
         semantic = self.stages["semantic"].config
@@ -155,7 +163,7 @@ class Cascade:
             raise CascadeError(f"{info_path}: corrupt ({error})") from error
         if int(info.get("format_version", 0)) > CASCADE_FORMAT_VERSION:
             raise CascadeError(f"{info_path}: format version {info.get('format_version')} is newer than supported")
-        stages = {name: StageLM.from_pretrained(directory / name, device=device) for name in info["stages"]}
+        stages = {name: StageModel.from_pretrained(directory / name, device=device) for name in info["stages"]}
         return cls(stages, acoustic=acoustic or info.get("acoustic"))
 
     def save_pretrained(
@@ -233,13 +241,9 @@ class Cascade:
         vocal = self._check_conditions(conditions, batch_size)
         device = self.device
         semantic_frames = math.ceil(num_acoustic_frames * self.semantic_frame_rate / self.acoustic_frame_rate)
-        back_end = ["delay"] if self.acoustic == "delay" else ["coarse", "fine"]
-        frames = {
-            "semantic": semantic_frames,
-            "coarse": num_acoustic_frames,
-            "fine": num_acoustic_frames,
-            "delay": num_acoustic_frames,
-        }
+        back_end = [self.acoustic] if self.acoustic in SINGLE_STAGE_BACK_ENDS else ["coarse", "fine"]
+        frames = {name: num_acoustic_frames for name in back_end}
+        frames["semantic"] = semantic_frames
         tracker = _Progress(sum(self.stages[n].generation_steps(frames[n]) for n in ["semantic", *back_end]), progress)
 
         def sampler(stage: str) -> Sampler:
@@ -252,9 +256,9 @@ class Cascade:
                 log.warning("stages %s were trained without condition dropout: guidance will not help", untrained)
         semantic = self.stages["semantic"].generate(vocal, semantic_frames, sampler("semantic"), scale, tracker)
         acoustic_conditions = {**vocal, "instrumental.semantic": semantic}
-        if self.acoustic == "delay":
-            codes = self.stages["delay"].generate(
-                acoustic_conditions, num_acoustic_frames, sampler("delay"), scale, tracker
+        if self.acoustic in SINGLE_STAGE_BACK_ENDS:
+            codes = self.stages[self.acoustic].generate(
+                acoustic_conditions, num_acoustic_frames, sampler(self.acoustic), scale, tracker
             )
         else:
             coarse = self.stages["coarse"].generate(
@@ -284,17 +288,18 @@ def build_cascade(
     coarse: str | Path | None = None,
     fine: str | Path | None = None,
     delay: str | Path | None = None,
+    parallel: str | Path | None = None,
     featurization: str | None = None,
     weights_dtype: torch.dtype | None = None,
 ) -> Cascade:
     """Assemble trained stages (run directories or stage checkpoints) into the model directory `out`.
 
-    Needs `semantic` and `coarse` + `fine` and/or `delay`. `featurization`, when given, must be the one the
+    Needs `semantic` and `coarse` + `fine`, `delay` and/or `parallel`. `featurization`, when given, must be the one the
     stages were trained with (a guard against mixing runs). `weights_dtype` (e.g. `torch.float16`) stores
     the weights at that precision.
     """
-    paths = {"semantic": semantic, "coarse": coarse, "fine": fine, "delay": delay}
-    stages: dict[str, StageLM] = {}
+    paths = {"semantic": semantic, "coarse": coarse, "fine": fine, "delay": delay, "parallel": parallel}
+    stages: dict[str, StageModel] = {}
     for name, path in paths.items():
         if path is None:
             continue
@@ -302,7 +307,7 @@ def build_cascade(
         checkpoint_stage = read_checkpoint_config(directory, kind=CHECKPOINT_KIND)["config"]["stage"]
         if checkpoint_stage != name:
             raise CascadeError(f"{path}: is a {checkpoint_stage!r} stage, given as {name!r}")
-        stages[name] = StageLM.from_pretrained(directory)
+        stages[name] = StageModel.from_pretrained(directory)
     if (coarse is None) != (fine is None):
         raise CascadeError("the AudioLM back-end needs both a coarse and a fine stage")
     cascade = Cascade(stages)

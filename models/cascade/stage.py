@@ -28,179 +28,38 @@ the unconditional pattern is then a prefix of nulls at the same positions, so co
 rows batch together for classifier-free guidance (`sampling.py`). The fine stage has no vocal condition and
 ignores the guidance scale.
 
-**Windows.** A stage trains on windows of `window_seconds`. Longer inputs are generated window by window:
-each new window is teacher-forced with the last `prompt_seconds` (or more, for the final window, which is
-anchored at the end so that it is full length) of what was already generated, as AudioLM continues audio,
-and only the rest is sampled. There is no seam and the output has exactly the requested length.
+**Windows.** Inputs longer than the training window are generated window by window, each continuing
+the last seconds of the one before (`base.py`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.cascade.base import StageModel
+from models.cascade.config import StageConfig, StepCallback
 from models.cascade.patterns import (
     build_delay_pattern,
     delay_valid_mask,
-    fit_length,
     flatten_frames,
-    frames_per_step,
-    grid_rate,
     undo_delay_pattern,
     unflatten_frames,
 )
 from models.cascade.sampling import Sampler, guide
-from models.cascade.transformer import MultiHead, MultiStreamEmbedding, Transformer, TransformerConfig
-from models.checkpoint import load_checkpoint, save_checkpoint
-
-CHECKPOINT_KIND = "cascade_stage"
-STAGES = ("semantic", "coarse", "fine", "delay")
-FEATURIZATIONS: dict[str, tuple[str, ...]] = {
-    "S": ("vocals.semantic",),
-    "SA": ("vocals.semantic", "vocals.coarse"),
-    "M": ("vocals.melody",),
-}
-#: (window, prompt) seconds per stage: AudioLM uses short windows for the fine stage.
-DEFAULT_WINDOWS: dict[str, tuple[float, float]] = {
-    "semantic": (10.0, 5.0),
-    "coarse": (10.0, 5.0),
-    "fine": (3.0, 1.0),
-    "delay": (10.0, 5.0),
-}
-StepCallback = Callable[[int], None]  # called with the number of tokens (steps) just sampled
+from models.cascade.transformer import MultiHead, MultiStreamEmbedding, Transformer
 
 
-@dataclass(frozen=True)
-class StreamInfo:
-    """A token stream as the model sees it (from the token cache's `cache.json`)."""
-
-    name: str
-    codebooks: int
-    cardinality: int
-    frame_rate: float
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    """Everything needed to rebuild a stage: layout, streams and trunk size."""
-
-    stage: str
-    conditions: tuple[StreamInfo, ...]
-    targets: tuple[StreamInfo, ...]  # concatenated along codebooks (same rate and cardinality)
-    guided: tuple[str, ...] = ()  # condition streams replaced by nulls for classifier-free guidance
-    pattern: str = "flat"  # "flat" (AudioLM flattening) or "delay" (MusicGen)
-    window_seconds: float = 10.0
-    prompt_seconds: float = 5.0
-    transformer: TransformerConfig = field(default_factory=TransformerConfig)
-
-    def __post_init__(self) -> None:
-        if self.stage not in STAGES or self.pattern not in ("flat", "delay"):
-            raise ValueError(f"unknown stage {self.stage!r} or pattern {self.pattern!r}")
-        if not self.targets or len({(t.frame_rate, t.cardinality) for t in self.targets}) != 1:
-            raise ValueError("target streams must share frame rate and cardinality")
-        if not set(self.guided) <= {c.name for c in self.conditions}:
-            raise ValueError("guided streams must be condition streams")
-        if not 0.0 <= self.prompt_seconds < self.window_seconds:
-            raise ValueError("need 0 <= prompt_seconds < window_seconds")
-
-    @property
-    def streams(self) -> tuple[StreamInfo, ...]:
-        return self.conditions + self.targets
-
-    @property
-    def target_rate(self) -> float:
-        return self.targets[0].frame_rate
-
-    @property
-    def cardinality(self) -> int:
-        return self.targets[0].cardinality
-
-    @property
-    def num_levels(self) -> int:
-        return sum(t.codebooks for t in self.targets)
-
-    @property
-    def position_rate(self) -> float:
-        """Rotary positions count frames of the fastest stream of the stage."""
-        return max(s.frame_rate for s in self.streams)
-
-    @property
-    def grid_frames(self) -> int:
-        """Target frames per alignment grid step (window starts and lengths are multiples of it)."""
-        return frames_per_step(self.target_rate, grid_rate(s.frame_rate for s in self.streams))
-
-    def window_frames(self, seconds: float | None = None) -> int:
-        grid = self.grid_frames
-        frames = (self.window_seconds if seconds is None else seconds) * self.target_rate
-        return max(grid, int(frames // grid) * grid)
-
-    def prompt_frames(self) -> int:
-        grid = self.grid_frames
-        return min(int(self.prompt_seconds * self.target_rate // grid) * grid, self.window_frames() - grid)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StageConfig:
-        data = dict(data)
-        data["conditions"] = tuple(StreamInfo(**s) for s in data["conditions"])
-        data["targets"] = tuple(StreamInfo(**s) for s in data["targets"])
-        data["guided"] = tuple(data.get("guided", ()))
-        data["transformer"] = TransformerConfig(**data["transformer"])
-        return cls(**data)
-
-
-def build_stage_config(
-    stage: str,
-    streams: Mapping[str, StreamInfo],
-    condition_streams: Sequence[str],
-    *,
-    transformer: TransformerConfig | None = None,
-    window_seconds: float | None = None,
-    prompt_seconds: float | None = None,
-) -> StageConfig:
-    """The config of `stage` conditioned on the vocal `condition_streams`, with stream specs from `streams`."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
-    vocal = tuple(condition_streams)
-    condition_names, target_names = {
-        "semantic": (vocal, ("instrumental.semantic",)),
-        "coarse": ((*vocal, "instrumental.semantic"), ("instrumental.coarse",)),
-        "fine": (("instrumental.coarse",), ("instrumental.fine",)),
-        "delay": ((*vocal, "instrumental.semantic"), ("instrumental.coarse", "instrumental.fine")),
-    }[stage]
-    missing = [name for name in (*condition_names, *target_names) if name not in streams]
-    if missing:
-        raise ValueError(f"stage {stage} needs streams {missing}, which are not available")
-    default_window, default_prompt = DEFAULT_WINDOWS[stage]
-    window = default_window if window_seconds is None else window_seconds
-    prompt = (default_prompt * window / default_window) if prompt_seconds is None else prompt_seconds
-    return StageConfig(
-        stage=stage,
-        conditions=tuple(streams[name] for name in condition_names),
-        targets=tuple(streams[name] for name in target_names),
-        guided=tuple(name for name in condition_names if name in vocal),
-        pattern="delay" if stage == "delay" else "flat",
-        window_seconds=window,
-        prompt_seconds=prompt,
-        transformer=transformer or TransformerConfig(),
-    )
-
-
-class StageLM(nn.Module):
+class StageLM(StageModel):
     """The token LM of one stage (see the module docstring). Batches are dicts `stream -> [B, K, F]`."""
 
+    patterns = ("flat", "delay")
+
     def __init__(self, config: StageConfig) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         width = config.transformer.d_model
         levels, cardinality = config.num_levels, config.cardinality
         # One extra row per condition codebook: the null id (= cardinality) used for guidance.
@@ -215,7 +74,6 @@ class StageLM(nn.Module):
             self.target_embedding = MultiStreamEmbedding(levels, cardinality, width, extra=2)
         self.transformer = Transformer(config.transformer)
         self.heads = MultiHead(levels, cardinality, width)
-        self.training_notes: dict[str, Any] = {}  # the checkpoint's `extra`: steps, options, condition noise
 
     # ---- sequence assembly --------------------------------------------------------------------------
 
@@ -252,11 +110,6 @@ class StageLM(nn.Module):
     def _embed_frames(self, frames: Tensor) -> Tensor:
         """Delay-pattern inputs `[B, K, S]` -> `[B, S, D]`."""
         return self.target_embedding(frames) + self.segments[-1]
-
-    def target_codes(self, batch: Mapping[str, Tensor]) -> Tensor:
-        return torch.cat([batch[t.name].long() for t in self.config.targets], dim=1)
-
-    # ---- training ----------------------------------------------------------------------------------
 
     def teacher_forced_logits(
         self, batch: Mapping[str, Tensor], null_rows: Tensor | None = None
@@ -424,82 +277,8 @@ class StageLM(nn.Module):
                 hidden = self.transformer.step(step_input, cache, rotation[position : position + 1])
         return undo_delay_pattern(delayed)
 
-    def generation_steps(self, num_frames: int) -> int:
-        """Sampling steps `generate` will take for `num_frames` target frames (for progress reporting)."""
-        plan = self.window_plan(num_frames)
-        per_frame = self.config.num_levels if self.config.pattern == "flat" else 1
-        drain = 0 if self.config.pattern == "flat" else self.config.num_levels - 1
-        return sum((stop - end) * per_frame + drain for _, end, stop in plan)
-
-    def window_plan(self, num_frames: int) -> list[tuple[int, int, int]]:
-        """Windows `(start, generated_before, stop)` covering `num_frames` (rounded up to the grid): frames
-        `[start, generated_before)` are the prompt, `[generated_before, stop)` are sampled."""
-        grid = self.config.grid_frames
-        total = math.ceil(num_frames / grid) * grid
-        window, prompt = self.config.window_frames(), self.config.prompt_frames()
-        plan, end = [], 0
-        while end < total:
-            start = 0 if end == 0 else max(0, min(end - prompt, total - window))
-            stop = min(start + window, total)
-            plan.append((start, end, stop))
-            end = stop
-        return plan
-
-    @torch.inference_mode()
-    def generate(
-        self,
-        conditions: Mapping[str, Tensor],
-        num_frames: int,
-        sampler: Sampler,
-        guidance_scale: float = 1.0,
-        on_step: StepCallback | None = None,
-    ) -> Tensor:
-        """Condition streams `[B, K_s, F_s]` (any length: cut or extended to the span) -> `[B, Q, num_frames]`,
-        generated window by window as described in the module docstring."""
-        plan = self.window_plan(num_frames)
-        total = plan[-1][2]
-        fitted = {}
-        for info in self.config.conditions:  # condition frames per target frame, e.g. 0.5 for 25 Hz vs 50 Hz
-            per = info.frame_rate / self.config.target_rate
-            fitted[info.name] = (fit_length(conditions[info.name], round(total * per)), per)
-        batch_size = sampler.batch_size
-        device = self.heads.weight.device
-        out = torch.zeros(batch_size, self.config.num_levels, total, dtype=torch.long, device=device)
-        for start, end, stop in plan:
-            window = {
-                name: tokens[..., round(start * per) : round(stop * per)].to(device)
-                for name, (tokens, per) in fitted.items()
-            }
-            out[:, :, start:stop] = self.generate_window(
-                window, out[:, :, start:end], stop - start, sampler, guidance_scale, on_step
-            )
-        return out[:, :, :num_frames]
-
-    # ---- checkpoints -------------------------------------------------------------------------------
-
-    def save_pretrained(
-        self, directory: str | Path, *, extra: dict[str, Any] | None = None, weights_dtype: torch.dtype | None = None
-    ) -> Path:
-        """Write a `cascade_stage` checkpoint; `extra` defaults to the notes the stage was loaded with.
-
-        `weights_dtype` (e.g. `torch.float16`) stores floating-point weights at that precision, half the
-        bytes for a shipped model; loading casts them back to the model's dtype.
-        """
-        notes = self.training_notes if extra is None else extra
-        tensors = self.state_dict()
-        if weights_dtype is not None:
-            tensors = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-        return save_checkpoint(
-            directory, kind=CHECKPOINT_KIND, config=self.config.to_dict(), tensors=tensors, extra=notes
-        )
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> StageLM:
-        checkpoint = load_checkpoint(directory, kind=CHECKPOINT_KIND, device=str(device))
-        model = cls(StageConfig.from_dict(checkpoint.config))
-        model.load_state_dict(checkpoint.tensors)
-        model.training_notes = dict(checkpoint.extra)
-        return model.to(device).eval()
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def _window_steps(self, new_frames: int) -> int:
+        """One step per code (flat) or per frame plus the pattern's drain (delay)."""
+        if self.config.pattern == "flat":
+            return new_frames * self.config.num_levels
+        return new_frames + self.config.num_levels - 1

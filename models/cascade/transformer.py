@@ -49,6 +49,7 @@ class TransformerConfig:
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     rope_base: float = 10_000.0
+    causal: bool = True  # False: every position attends to every other (the masked stage, `masked.py`)
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads or (self.d_model // self.num_heads) % 2:
@@ -117,7 +118,7 @@ def apply_rotary(x: Tensor, rotation: Tensor) -> Tensor:
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention with one fused QKV projection."""
+    """Multi-head self-attention (causal unless the config says otherwise) with one fused QKV projection."""
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -125,6 +126,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.d_model, (config.num_heads + 2 * config.kv_heads) * config.head_dim, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
         self.dropout = config.dropout
+        self.causal = config.causal
 
     def forward(self, x: Tensor, rotation: Tensor, cache: KVCache | None, layer: int) -> Tensor:
         batch, length, width = x.shape
@@ -136,7 +138,7 @@ class Attention(nn.Module):
         gqa = kv_heads != heads
         dropout = self.dropout if self.training else 0.0
         if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout, enable_gqa=gqa)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=dropout, enable_gqa=gqa)
         else:
             start, end = cache.length, cache.length + length
             if end > cache.max_len:
@@ -181,6 +183,7 @@ class Block(nn.Module):
         self.attn_norm, self.attn = RMSNorm(config.d_model), Attention(config)
         self.mlp_norm, self.mlp = RMSNorm(config.d_model), MLP(config)
         self.dropout = config.dropout
+        self.causal = config.causal
 
     def forward(self, x: Tensor, rotation: Tensor, cache: KVCache | None, layer: int) -> Tensor:
         update = self.attn(self.attn_norm(x), rotation, cache, layer)

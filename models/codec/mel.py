@@ -38,6 +38,7 @@ class LogMel(nn.Module):
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
+        self.sample_rate = sample_rate
         self.log_floor = log_floor
         bank = mel_filterbank(sample_rate, n_fft, n_mels, fmax=fmax)  # librosa's slaney filters
         # Derived from the config, so not saved (persistent=False): checkpoints stay small.
@@ -51,6 +52,28 @@ class LogMel(nn.Module):
         """Checkpoints from before the filterbank became derived carry it: ignore those keys."""
         for name in ("filterbank", "pseudo_inverse", "window"):
             state_dict.pop(prefix + name, None)
+
+    def band_centres(self) -> torch.Tensor:
+        """`[n_mels]` centre frequency of each band in Hz (the filter-weighted mean of its FFT bins)."""
+        bins = self.filterbank.shape[1]
+        frequencies = torch.arange(bins, device=self.filterbank.device, dtype=torch.float32) * self.sample_rate
+        frequencies = frequencies / self.n_fft
+        return (self.filterbank @ frequencies) / self.filterbank.sum(dim=1).clamp_min(1e-9)
+
+    def chroma_matrix(self, *, fmin: float = 65.0, fmax: float = 2100.0, width: float = 0.5) -> torch.Tensor:
+        """`[12, n_mels]` weights folding mel bands into pitch classes (C = 0), for a chroma loss.
+
+        Each band between `fmin` and `fmax` (the range of `pipelines.evaluation.fit.chromagram`) spreads over
+        the pitch classes near its centre frequency with a Gaussian of `width` semitones, so bands wider than a
+        semitone (below ~200 Hz) blur over neighbours instead of snapping to one class.
+        """
+        centres = self.band_centres()
+        semitones = 12 * torch.log2(centres.clamp_min(1.0) / 440.0) + 69  # MIDI number
+        classes = torch.arange(12, device=centres.device, dtype=centres.dtype)
+        distance = torch.remainder(semitones[None, :] - classes[:, None] + 6, 12) - 6  # [12, M] in [-6, 6)
+        weights = torch.exp(-0.5 * (distance / width) ** 2)
+        in_range = (centres >= fmin) & (centres <= fmax)
+        return weights * in_range[None, :]
 
     @property
     def min_value(self) -> float:
@@ -66,13 +89,16 @@ class LogMel(nn.Module):
         """`[B, T]` -> `[B, n_mels, T // hop + 1]` log-mel."""
         return (self.filterbank @ self.magnitude(wav)).clamp_min(self.log_floor).log()
 
-    def to_magnitude(self, log_mel: torch.Tensor, *, iterations: int = 10) -> torch.Tensor:
+    def to_magnitude(self, log_mel: torch.Tensor, *, iterations: int = 10, noise_fill: float = 0.0) -> torch.Tensor:
         """`[B, n_mels, F]` log-mel -> `[B, n_fft // 2 + 1, F]` non-negative linear magnitude.
 
-        Bands at the floor are treated as silent (zero), so the floor does not come back as a noise bed.
+        Bands at the floor carry no information about what lay below it. `noise_fill = 0` treats them as
+        silent; `noise_fill = r > 0` gives them `r * floor`, the typical level of such content - the "noise
+        filling" of transform codecs (e.g. Opus CELT, AAC): quiet tails and the bed under a mix come back as
+        low-level noise instead of holes, which is what a spectral distance on a low floor measures.
         """
         mel = log_mel.float().exp()
-        mel = torch.where(log_mel <= self.min_value + 1e-4, torch.zeros_like(mel), mel)
+        mel = torch.where(log_mel <= self.min_value + 1e-4, torch.full_like(mel, noise_fill * self.log_floor), mel)
         estimate = (self.pseudo_inverse @ mel).clamp_min(1e-6)
         bank = self.filterbank
         numerator = bank.t() @ mel

@@ -210,7 +210,7 @@ class SpectralCodec(nn.Module, AudioTokenizer):
 
     def vocode(self, log_mel: torch.Tensor, *, iterations: int | None = None) -> torch.Tensor:
         """`[B, n_mels, F * stack]` log-mel -> `[B, 1, F * hop * stack]` waveform (NNLS + Griffin-Lim)."""
-        magnitude = self.mel.to_magnitude(log_mel, iterations=self.config.nnls_iters)
+        magnitude = self.mel.to_magnitude(log_mel, iterations=self.config.nnls_iters, noise_fill=self.config.noise_fill)
         # torch.stft(center=True) of F * S * hop samples has F * S + 1 frames: repeat the last one.
         magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
         wav = griffin_lim(

@@ -37,6 +37,7 @@ class SpectralCodecConfig:
         ema_decay, kmeans_iters, dead_code_ratio, quantizer_dropout: as in `CodecConfig`.
         griffin_lim_iters, griffin_lim_momentum: phase reconstruction at decode time.
         nnls_iters: multiplicative NNLS updates of the mel -> linear magnitude inverse.
+        noise_fill: level of bands decoded at the floor, as a fraction of it (0: silent; `mel.py`).
     """
 
     sample_rate: int = 24_000
@@ -61,6 +62,7 @@ class SpectralCodecConfig:
     griffin_lim_iters: int = 32
     griffin_lim_momentum: float = 0.99
     nnls_iters: int = 10
+    noise_fill: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -78,6 +80,8 @@ class SpectralCodecConfig:
             problems.append("ema_decay must be in (0, 1) and quantizer_dropout in [0, 1]")
         if self.griffin_lim_iters < 0 or not 0.0 <= self.griffin_lim_momentum <= 1.0 or self.nnls_iters < 0:
             problems.append("griffin_lim_iters and nnls_iters must be >= 0, griffin_lim_momentum in [0, 1]")
+        if not 0.0 <= self.noise_fill < 1.0:
+            problems.append("noise_fill must be in [0, 1)")
         if problems:
             raise CodecConfigError("invalid spectral codec config: " + "; ".join(problems))
 

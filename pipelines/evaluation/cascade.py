@@ -6,9 +6,15 @@ with every window's vocal streams swapped for another window's of the same batch
 (`valid/loss_ce_other_vocal`): the gap to `valid/loss_ce` is how much the stage's predictions depend on *this*
 vocal (0 = it ignores the vocal).
 
+With `--plans N --harmony-tokenizer DIR`, the semantic stage also *generates* the harmony plans of N songs,
+scored against their vocals without audio (`semantic_plan.py`): the margin of the plan sampled from the
+song's own vocal vs from another song's vocal says whether sampling, not just teacher forcing, follows it.
+
 Usage::
 
     singsong eval cascade --model MODEL_DIR --cache data/cache --split test --json reports/cascade.json
+    singsong eval cascade --model RUN_DIR --cache data/cache --plans 20 \
+        --harmony-tokenizer models/checkpoints/semantic_harmony --top-k 50 --guidance 2
 """
 
 from __future__ import annotations
@@ -69,11 +75,11 @@ def evaluate_model(
 def _load_stage(directory: Path, device: Any) -> Any:
     """A stage checkpoint, or the best (else latest) one of a `train cascade` run directory."""
     from core.errors import SingsongError
-    from models.cascade import StageLM
+    from models.cascade import StageModel
 
     for candidate in (directory, directory / "best", directory / "model"):
         if (candidate / "config.json").is_file():
-            return StageLM.from_pretrained(candidate, device=device).eval()
+            return StageModel.from_pretrained(candidate, device=device).eval()
     raise SingsongError(f"{directory}: neither a cascade model directory nor a stage checkpoint or run")
 
 
@@ -94,9 +100,48 @@ def _run(args: argparse.Namespace) -> int:
         print(
             f"{name:9s} loss {scalars['valid/loss_ce']:.4f}  accuracy {scalars['valid/metrics_accuracy']:.3f}{versus}"
         )
+    report: dict[str, Any] = dict(results)
+    if args.plans:
+        report["plans"] = _plans(args)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _plans(args: argparse.Namespace) -> dict[str, Any]:
+    """`--plans`: generate and score harmony plans with the model's semantic stage."""
+    import torch
+
+    from core.errors import SingsongError
+    from models.cascade import Cascade, SamplingConfig
+    from pipelines.evaluation.semantic_plan import evaluate_plans, format_plan_table
+    from pipelines.inference.model_dir import read_manifest
+    from pipelines.tokens.reader import TokenCache
+
+    if not args.harmony_tokenizer:
+        raise SingsongError("--plans needs --harmony-tokenizer (the tokenizer of the instrumental.semantic stream)")
+    model_dir, device = Path(args.model), torch.device(resolve_device(args.device))
+    if (model_dir / "singsong.json").is_file():
+        model_dir = model_dir / read_manifest(model_dir).cascade
+    if (model_dir / "cascade.json").is_file():
+        stage = Cascade.from_pretrained(model_dir, device=device).stages["semantic"]
+    else:
+        stage = _load_stage(model_dir, device)
+    if stage.config.stage != "semantic":
+        raise SingsongError(f"{args.model}: --plans needs a semantic stage, this is a {stage.config.stage} stage")
+    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, guidance_scale=args.guidance)
+    plans = evaluate_plans(
+        stage,
+        TokenCache(args.cache),
+        Path(args.harmony_tokenizer),
+        split=args.split,
+        songs=args.plans,
+        sampling=sampling,
+        seed=args.seed,
+    )
+    print(f"harmony plans of {plans['songs']} {args.split} songs ({sampling}):")
+    print(format_plan_table(plans["summary"]))
+    return plans
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -115,6 +160,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--plans", type=int, default=0, help="also generate and score this many harmony plans")
+    parser.add_argument("--harmony-tokenizer", default=None, help="tokenizer of instrumental.semantic (--plans)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling of the plans")
+    parser.add_argument("--top-k", type=int, default=50, help="sampling of the plans")
+    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the plans")
     parser.set_defaults(handler=_run)
 
 

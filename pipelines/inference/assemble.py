@@ -65,7 +65,13 @@ def assemble_model(
 
 
 def _run(args: argparse.Namespace) -> int:
-    stages = {"semantic": args.semantic, "coarse": args.coarse, "fine": args.fine, "delay": args.delay}
+    stages = {
+        "semantic": args.semantic,
+        "coarse": args.coarse,
+        "fine": args.fine,
+        "delay": args.delay,
+        "parallel": args.parallel,
+    }
     cascade = assemble_model(
         Path(args.out),
         stages,
@@ -94,6 +100,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--coarse", default=None)
     parser.add_argument("--fine", default=None)
     parser.add_argument("--delay", default=None)
+    parser.add_argument("--parallel", default=None, help="the parallel (masked) acoustic stage")
     parser.add_argument("--featurization", default=None, choices=sorted(CLI_FEATURIZATIONS), help="check it")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument(

@@ -3,8 +3,10 @@
 Stages (`models/cascade/stage.py`): `semantic` (vocal -> instrumental semantic tokens), `coarse` (+ instrumental
 semantic -> coarse codec levels, flattened as in AudioLM), `fine` (coarse -> fine levels, short windows) and
 `delay` (the single-stage alternative to coarse + fine: every codec level at frame rate with MusicGen's delay
-pattern). `--featurization` picks the vocal condition: `S` (semantic tokens), `SA` (+ vocal coarse codes) or
-`M` (melody tokens); `--condition-streams` names any other set of cache streams.
+pattern) or `parallel` (the same, as one bidirectional model filling masked levels in a few passes:
+SoundStorm, `models/cascade/masked.py`; `--pattern masked` makes the semantic stage parallel too).
+`--featurization` picks the vocal condition: `S` (semantic tokens), `SA` (+ vocal coarse codes) or `M`
+(melody tokens); `--condition-streams` names any other set of cache streams.
 
 Recipe: random aligned windows of `--window-seconds` (`cascade_data.py`), AdamW (β = 0.9, 0.95; weight decay
 on matrices only, as nanoGPT), linear warmup + cosine decay (`schedule.py`), gradient clipping, condition
@@ -14,7 +16,7 @@ SingSong's noisy-vocal augmentation `--noise-prob`, bf16 autocast on CUDA, DDP w
 
 A run directory holds::
 
-    RUN_DIR/model/             stage checkpoint (`StageLM.from_pretrained`) + resumable training state
+    RUN_DIR/model/             stage checkpoint (`StageModel.from_pretrained`) + resumable training state
     RUN_DIR/best/              the stage checkpoint with the lowest validation loss so far (no training state):
                                on a small corpus the latest one may already be past its best
     RUN_DIR/tensorboard/       scalars: loss/ce, loss/level_k, metrics/accuracy, valid/*, train/lr, ...
@@ -55,6 +57,8 @@ class CascadeTrainOptions:
     cache: Path
     out: Path
     featurization: str = "S"
+    pattern: str | None = None  # None: the stage's own; "masked" makes a semantic stage parallel (MaskGIT)
+    iterations: tuple[int, ...] | None = None  # masked stages: decoding passes per level (last repeats)
     condition_streams: tuple[str, ...] | None = None  # overrides --featurization
     d_model: int = 256
     layers: int = 3  # the shipped model's size: 4 layers missed the CPU real-time target (benchmarks/)
@@ -137,7 +141,7 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
     """Train (or resume training) one stage as described in the module docstring."""
     import torch
 
-    from models.cascade import STAGES, StageLM
+    from models.cascade import STAGES, build_stage_model
     from pipelines.tokens.reader import TokenCache
     from pipelines.training.cascade_data import WindowSampler
     from pipelines.training.schedule import warmup_cosine_scheduler
@@ -153,7 +157,7 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
         cache, config, "train", noise_prob=options.noise_prob, short_window_prob=options.short_window_prob
     )
     valid_batches = _valid_batches(run, options, cache, config, train_data.noise_prob)
-    model = StageLM(config).to(run.device)
+    model = build_stage_model(config).to(run.device)
     optimizer = make_optimizer(model, options)
     scheduler = warmup_cosine_scheduler(
         optimizer, warmup_steps=options.warmup, total_steps=options.steps, min_ratio=options.min_lr_ratio
@@ -245,6 +249,8 @@ def _stage_config(run: TrainingRun, options: CascadeTrainOptions, cache: Any) ->
             transformer=transformer,
             window_seconds=options.window_seconds,
             prompt_seconds=options.prompt_seconds,
+            pattern=options.pattern,
+            iterations=options.iterations,
         )
     except ValueError as error:
         raise SingsongError(f"{options.cache}: {error}") from error
@@ -273,11 +279,17 @@ def _valid_batches(
 
 def _run(args: argparse.Namespace) -> int:
     # Every option has a command-line flag of the same name (dashes for underscores), except these three.
-    special = {"cache", "out", "condition_streams", "progress"}
+    special = {"cache", "out", "condition_streams", "progress", "iterations"}
     values = {f.name: getattr(args, f.name) for f in fields(CascadeTrainOptions) if f.name not in special}
     streams = tuple(s for s in (args.condition_streams or "").split(",") if s) or None
+    iterations = tuple(int(n) for n in args.iterations.split(",")) if args.iterations else None
     options = CascadeTrainOptions(
-        **values, cache=Path(args.cache), out=Path(args.out), condition_streams=streams, progress=not args.no_progress
+        **values,
+        cache=Path(args.cache),
+        out=Path(args.out),
+        condition_streams=streams,
+        iterations=iterations,
+        progress=not args.no_progress,
     )
     result = train_cascade(options)
     if result.rank != 0:
@@ -290,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
 
 # Literal CLI choices (kept equal to models.cascade.stage's by a test): importing the model package in
 # `register` would load torch and make every `singsong --help` slow.
-CLI_STAGES = ("semantic", "coarse", "fine", "delay")
+CLI_STAGES = ("semantic", "coarse", "fine", "delay", "parallel")
 CLI_FEATURIZATIONS = ("M", "S", "SA")
 
 
@@ -308,6 +320,16 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
     parser.add_argument("--featurization", default=defaults.featurization, choices=sorted(CLI_FEATURIZATIONS))
     parser.add_argument("--condition-streams", default=None, help="comma-separated cache streams (overrides it)")
+    parser.add_argument(
+        "--pattern",
+        default=None,
+        choices=["flat", "delay", "masked"],
+        help="sequence layout; default: the stage's own (delay: delay, parallel: masked, else flat); "
+        "a semantic stage may be masked (parallel MaskGIT decoding)",
+    )
+    parser.add_argument(
+        "--iterations", default=None, help="masked stages: decoding passes per level, e.g. 12,2,1 (last repeats)"
+    )
     parser.add_argument("--d-model", type=int, default=defaults.d_model)
     parser.add_argument("--layers", type=int, default=defaults.layers)
     parser.add_argument("--heads", type=int, default=defaults.heads)

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from core.errors import SingsongError
+from models.cascade.config import StageConfig, StreamInfo
 from models.cascade.patterns import frames_per_step, grid_rate
-from models.cascade.stage import StageConfig, StreamInfo
 from pipelines.tokens.reader import TokenCache
 from pipelines.tokens.streams import StreamName
 

@@ -364,6 +364,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     parser.add_argument("--max-songs", type=int, default=None, help="spectral: use at most this many songs")
     parser.add_argument("--export", default=None, help="spectral: also write an inference-only copy here (float16)")
+    parser.add_argument("--chroma-weight", type=float, default=None, help="spectral: chroma loss weight (1.0)")
+    parser.add_argument(
+        "--low-band-weight", type=float, default=None, help="spectral: loss weight of bands below 1 kHz (2.0)"
+    )
     parser.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio)
     parser.add_argument("--warmup", type=int, default=None, help=f"warmup steps (seanet {defaults.warmup})")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)

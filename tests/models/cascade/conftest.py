@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.cascade import StageLM, StreamInfo, TransformerConfig, build_stage_config
+from models.cascade import StageModel, StreamInfo, TransformerConfig, build_stage_config, build_stage_model
 
 TINY = TransformerConfig(d_model=32, num_layers=2, num_heads=2)
 #: 25 Hz semantic and 50 Hz acoustic streams, as in the default setup, with tiny vocabularies.
@@ -18,13 +18,29 @@ STREAMS = {
 }
 
 
-def make_stage(stage: str, conditions=("vocals.semantic",), window_seconds: float = 0.4, seed: int = 0) -> StageLM:
+def make_stage(
+    stage: str,
+    conditions=("vocals.semantic",),
+    window_seconds: float = 0.4,
+    seed: int = 0,
+    *,
+    pattern: str | None = None,
+    iterations: tuple[int, ...] | None = None,
+) -> StageModel:
     torch.manual_seed(seed)
-    config = build_stage_config(stage, STREAMS, conditions, transformer=TINY, window_seconds=window_seconds)
-    return StageLM(config).eval()
+    config = build_stage_config(
+        stage,
+        STREAMS,
+        conditions,
+        transformer=TINY,
+        window_seconds=window_seconds,
+        pattern=pattern,
+        iterations=iterations,
+    )
+    return build_stage_model(config).eval()
 
 
-def random_batch(stage: StageLM, batch_size: int, seconds: float, seed: int = 0) -> dict[str, torch.Tensor]:
+def random_batch(stage: StageModel, batch_size: int, seconds: float, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tokens of every stream of `stage`, `seconds` long."""
     generator = torch.Generator().manual_seed(seed)
     return {

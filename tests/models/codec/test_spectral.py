@@ -166,3 +166,48 @@ def test_inference_only_export_is_smaller_and_decodes_alike(tiny: SpectralCodec,
     save_checkpoint(tmp_path / "bad", kind=broken.kind, config=broken.config, tensors=broken.tensors)
     with pytest.raises(CheckpointError, match="do not match"):
         load_spectral_codec(tmp_path / "bad")
+
+
+def test_chroma_matrix_folds_tones_onto_their_pitch_class() -> None:
+    """The chroma loss's folding: a note's log-mel profile peaks at its own pitch class from C3 to F#6.
+
+    Below ~200 Hz a mel band is wider than a semitone, so a bass note's energy splits over the neighbouring
+    classes; its profile still peaks within a semitone (the loss compares like with like: truth and
+    prediction go through the same folding).
+    """
+    from pipelines.training.spectral_codec import pitch_profile
+
+    codec = build_spectral_codec(get_spectral_preset("small")).eval()
+    chroma = codec.mel.chroma_matrix()
+    t = torch.arange(codec.sample_rate) / codec.sample_rate
+    for midi in (40, 45, 48, 52, 60, 67, 71, 78, 90):
+        f = 440.0 * 2 ** ((midi - 69) / 12)
+        wav = sum(0.3 / h * torch.sin(2 * math.pi * h * f * t) for h in (1, 2, 3))[None, None]
+        profile = pitch_profile(codec.log_mel(wav), chroma, codec.mel.log_floor)[0, :, 10]
+        error = (int(profile.argmax()) - midi) % 12
+        assert error == 0 if midi >= 48 else error in (0, 1, 11), midi
+        assert float(profile.sum()) == pytest.approx(1.0, abs=0.05)
+    silence = pitch_profile(codec.log_mel(torch.zeros(1, 1, 4800)), chroma, codec.mel.log_floor)
+    assert float(silence.abs().max()) == 0.0
+
+
+def test_band_weights_favour_low_bands_and_keep_the_mean() -> None:
+    from pipelines.training.spectral_codec import band_weights
+
+    codec = build_spectral_codec(get_spectral_preset("small")).eval()
+    weights = band_weights(codec, 2.0)[:, 0]
+    assert weights.shape == (codec.config.n_mels * codec.config.stack,)
+    assert float(weights.mean()) == pytest.approx(1.0)
+    assert float(weights[0]) == pytest.approx(2 * float(weights[codec.config.n_mels - 1]))
+
+
+def test_noise_fill_gives_floored_bands_a_low_level_instead_of_silence() -> None:
+    silent = build_spectral_codec(get_spectral_preset("tiny")).eval()
+    filled = build_spectral_codec(get_spectral_preset("tiny", noise_fill=0.2)).eval()
+    floor = torch.full((1, silent.config.n_mels, 20), silent.mel.min_value)
+    assert float(silent.mel.to_magnitude(floor).max()) < 1e-5
+    level = filled.mel.to_magnitude(floor, noise_fill=0.2)
+    assert float(level.mean()) > 0.0
+    assert float(filled.vocode(floor).abs().max()) > float(silent.vocode(floor).abs().max())
+    with pytest.raises(CodecConfigError, match="noise_fill"):
+        get_spectral_preset("tiny", noise_fill=1.5)

@@ -234,8 +234,34 @@ def test_cli_trains_stages_assembles_and_evaluates_a_model(cache_dir, tmp_path, 
     assert codes.shape == (1, 3, 100)
 
 
+def test_cli_trains_and_assembles_a_parallel_acoustic_stage(cache_dir, tmp_path):
+    """The SoundStorm-style back-end through the same commands: train --stage parallel, assemble --parallel."""
+    parser = argparse.ArgumentParser(prog="singsong")
+    top = parser.add_subparsers(dest="group")
+    groups = {name: top.add_parser(name).add_subparsers(dest="command") for name in ("train", "eval")}
+    for module in (cascade_training, assemble):
+        module.register(groups)
+    tiny = ["--cache", str(cache_dir), "--d-model", "32", "--layers", "1", "--heads", "2", "--window-seconds", "1"]
+    tiny += ["--batch-size", "2", "--steps", "2", "--threads", "1", "--no-progress", "--valid-batches", "1"]
+    runs = {"semantic": ["--pattern", "masked", "--iterations", "3"], "parallel": ["--iterations", "2,1"]}
+    for stage, extra in runs.items():
+        args = parser.parse_args(["train", "cascade", "--stage", stage, "--out", str(tmp_path / stage), *tiny, *extra])
+        assert args.handler(args) == 0
+    model = tmp_path / "model"
+    stages = ["--semantic", str(tmp_path / "semantic"), "--parallel", str(tmp_path / "parallel")]
+    args = parser.parse_args(["train", "cascade-assemble", *stages, "--out", str(model)])
+    assert args.handler(args) == 0
+    cascade = Cascade.from_pretrained(model)
+    assert cascade.acoustic == "parallel" and cascade.stages["parallel"].config.iterations == (2, 1)
+    assert cascade.stages["semantic"].config.pattern == "masked"
+    vocal = torch.from_numpy(TokenCache(cache_dir).tokens(0, "vocals.semantic").astype(np.int64))[None]
+    steps = []
+    codes = cascade.generate({"vocals.semantic": vocal}, 60, SamplingConfig(top_k=20), seeds=[0], progress=steps.append)
+    assert codes.shape == (1, 3, 60) and steps[-1] == 1.0
+
+
 def test_cli_choices_match_the_model_package():
-    from models.cascade.stage import FEATURIZATIONS, STAGES
+    from models.cascade.config import FEATURIZATIONS, STAGES
     from pipelines.training.cascade import CLI_FEATURIZATIONS, CLI_STAGES
 
     assert tuple(STAGES) == CLI_STAGES and sorted(FEATURIZATIONS) == sorted(CLI_FEATURIZATIONS)

@@ -1,0 +1,47 @@
+"""Harmony plans scored against the vocal without audio (`pipelines/evaluation/semantic_plan.py`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.evaluation.semantic_plan import format_plan_table, plan_scores
+
+
+def _triads() -> np.ndarray:
+    """Token r = the major triad on root r, as a pitch-class profile `[12, 12]`."""
+    chroma = np.zeros((12, 12))
+    for root in range(12):
+        chroma[root, [root, (root + 4) % 12, (root + 7) % 12]] = [1.0, 0.8, 0.8]
+    return chroma
+
+
+def _melody(notes: list[int], frames_per_note: int = 10) -> np.ndarray:
+    """Melody tokens (1 + pc held, 13 + pc at an onset) for a list of pitch classes."""
+    tokens = []
+    for pc in notes:
+        tokens += [13 + pc] + [1 + pc] * (frames_per_note - 1)
+    return np.array(tokens)
+
+
+def test_the_right_chords_score_above_a_shifted_plan_and_a_drone():
+    chroma = _triads()
+    # C E G over C major, then F A C over F major (two bars of 2 s).
+    melody = _melody([0, 4, 7, 0, 5, 9, 0, 5])
+    truth = np.array([0] * 40 + [5] * 40)
+    right = plan_scores(melody, truth, truth, chroma)
+    shifted = plan_scores(melody, (truth + 1) % 12, truth, chroma)
+    drone = plan_scores(melody, np.zeros(80, dtype=np.int64), truth, chroma)
+    assert right["margin"] > 0.5 and right["chord_agree"] == 1.0
+    assert shifted["margin"] < 0.1 and shifted["chord_agree"] == 0.0
+    assert right["margin"] > drone["margin"] > shifted["margin"]
+    assert right["changes_per_s"] == pytest.approx(1 / 3.2) and drone["changes_per_s"] == 0.0
+
+
+def test_unvoiced_melody_scores_nothing_and_the_table_prints():
+    chroma = _triads()
+    silent = np.zeros(50, dtype=np.int64)
+    scores = plan_scores(silent, np.zeros(50, dtype=np.int64), np.zeros(50, dtype=np.int64), chroma)
+    assert scores["margin"] == 0.0 and scores["chord_agree"] == 0.0
+    table = format_plan_table({"truth": scores})
+    assert "| truth | 0.000 | 0.000 | 0.00 |" in table
