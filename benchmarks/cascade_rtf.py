@@ -1,5 +1,6 @@
 """Real-time factor of the token cascade: AudioLM back-end (semantic + coarse + fine) vs delay pattern
-(semantic + delay), at the default model size with random weights (weights do not change the speed).
+(semantic + delay) vs parallel (semantic + SoundStorm-style masked stage), at the default model size with
+random weights (weights do not change the speed).
 
 Streams: vocal and instrumental semantic tokens, 1 x 1024 codes at 25 Hz; codec 8 levels x 1024 codes at
 50 Hz, 3 of them coarse (the default codec). Each stage is the default trunk of `singsong train cascade`
@@ -12,7 +13,7 @@ seconds / (B * D) (machine time per second of audio produced), both from the med
 `--repeats` runs; `min` is the fastest run and `cpu` the process CPU time (all threads), which a shared
 machine's load inflates less than wall time. Tokens/s counts every sampled code.
 
-`--model DIR` also times the whole `singsong accompany` path of a real model directory on the bundled example
+`--model DIR [DIR ...]` also times the whole `singsong accompany` path of a real model directory on the bundled example
 vocal (looped to each length): featurise (noise + melody/semantic tokens), generate, codec decode, resample
 and mix, with each part's share.
 
@@ -24,8 +25,8 @@ Threads: on a machine whose cores are shared with other jobs, OpenMP's busy-wait
 sets it (it must be set before torch loads), which makes 2 threads about as fast as 1 under load.
 
     .venv/bin/python benchmarks/cascade_rtf.py [--threads 2] [--seconds 10 30] [--batch 1 8]
-        [--back-ends delay cascade] [--repeats 1] [--compare-decoders] [--d-model 256 --layers 3 --heads 4 --kv-heads 2]
-        [--model models/checkpoints/default]
+        [--back-ends parallel delay cascade] [--repeats 1] [--compare-decoders]
+        [--d-model 256 --layers 3 --heads 4 --kv-heads 2] [--model models/checkpoints/default NEW_MODEL_DIR]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from models.cascade import (
     StreamInfo,
     TransformerConfig,
     build_stage_config,
+    build_stage_model,
 )
 from models.cascade.sampling import Sampler
 from pipelines.training.cascade import CascadeTrainOptions
@@ -72,9 +74,12 @@ def trunk_from(args: argparse.Namespace) -> TransformerConfig:
 
 
 def build(back_end: str, trunk: TransformerConfig) -> Cascade:
-    names = ["semantic", "delay"] if back_end == "delay" else ["semantic", "coarse", "fine"]
+    names = ["semantic", back_end] if back_end in ("delay", "parallel") else ["semantic", "coarse", "fine"]
     torch.manual_seed(0)
-    stages = {n: StageLM(build_stage_config(n, STREAMS, ["vocals.semantic"], transformer=trunk)).eval() for n in names}
+    stages = {
+        n: build_stage_model(build_stage_config(n, STREAMS, ["vocals.semantic"], transformer=trunk)).eval()
+        for n in names
+    }
     return Cascade(stages, acoustic=back_end)
 
 
@@ -100,7 +105,7 @@ def time_generation(cascade: Cascade, seconds: float, batch: int, sampling: Samp
     steps = sum(
         s.generation_steps(frames if n != "semantic" else round(seconds * 25))
         for n, s in cascade.stages.items()
-        if n == "semantic" or n in (["delay"] if cascade.acoustic == "delay" else ["coarse", "fine"])
+        if n == "semantic" or n in ([cascade.acoustic] if cascade.acoustic != "cascade" else ["coarse", "fine"])
     )
     tokens = batch * (round(seconds * 25) + codes.shape[1] * codes.shape[2])
     return {
@@ -197,7 +202,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 30.0])
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--back-ends", nargs="+", default=["delay", "cascade"], choices=["delay", "cascade"])
+    parser.add_argument(
+        "--back-ends", nargs="*", default=["delay", "cascade"], choices=["parallel", "delay", "cascade"]
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (median reported)")
     parser.add_argument("--guidance", type=float, default=1.0)
     parser.add_argument("--compare-decoders", action="store_true")
@@ -205,7 +212,9 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--heads", type=int, default=None)
     parser.add_argument("--kv-heads", type=int, default=None, help="0 = one per query head")
-    parser.add_argument("--model", type=Path, default=None, help="also time `accompany` with this model directory")
+    parser.add_argument(
+        "--model", type=Path, nargs="*", default=[], help="also time `accompany` with these model directories"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     trunk = trunk_from(args)
@@ -242,12 +251,12 @@ def main() -> None:
                     f"{wall / fastest['steps'] * 1e3:7.2f}  {stages}",
                     flush=True,
                 )
-    if args.model is not None:
-        print(f"# singsong accompany, {args.model} (featurise + generate + decode + mix), top-k 250")
+    for model in args.model:
+        print(f"# singsong accompany, {model} (featurise + generate + decode + mix), top-k 250")
         print(f"{'audio':>5s} {'batch':>5s} {'wall':>6s} {'latency RTF':>11s} {'thru RTF':>8s}  share of the time")
         for seconds in args.seconds:
             for batch in args.batch:
-                timing = time_accompany(args.model, seconds, batch)
+                timing = time_accompany(model, seconds, batch)
                 wall = timing.pop("seconds")
                 shares = " ".join(f"{k} {v / wall:.0%}" for k, v in timing.items())
                 print(

@@ -88,6 +88,7 @@ class CascadeTrainOptions:
     resume: bool = True
     threads: int | None = None
     progress: bool = True
+    init_from: Path | None = None  # a stage checkpoint of the same config: its weights and step, fresh optimizer
 
 
 @dataclass
@@ -163,6 +164,8 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
         optimizer, warmup_steps=options.warmup, total_steps=options.steps, min_ratio=options.min_lr_ratio
     )
     run.restore(model, optimizer, scheduler)
+    if options.init_from is not None and not run.resuming:
+        warm_start(run, model, optimizer, scheduler, Path(options.init_from))
     rng = run.rng()
     trained = run.dist.wrap(model)  # DDP under torchrun: forward through it, save the bare model
     model.train()
@@ -212,6 +215,27 @@ def train_cascade(options: CascadeTrainOptions) -> CascadeTrainResult:
         stopped_early=result.stopped_early,
         rank=result.rank,
     )
+
+
+def warm_start(run: TrainingRun, model: Any, optimizer: Any, scheduler: Any, checkpoint: Path) -> None:
+    """Start a new run from a stage checkpoint's weights at its step (`--init-from`), with a fresh optimizer.
+
+    What a committed checkpoint needs to continue training in a later session without its training state
+    (AdamW's moments triple the bytes): the weights and the step, so the learning-rate schedule continues where
+    it stopped; the moments rebuild within a few hundred steps.
+    """
+    from models.cascade import StageModel
+
+    start = StageModel.from_pretrained(checkpoint, device=run.device)
+    if start.config != model.config:
+        raise SingsongError(f"--init-from {checkpoint}: its stage config differs from this run's ({start.config})")
+    model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in start.state_dict().items()})
+    step = int(start.training_notes.get("step", 0))
+    run.step = run.start_step = step
+    scheduler.last_epoch = step
+    for group, lr in zip(optimizer.param_groups, scheduler.get_lr(), strict=True):
+        group["lr"] = lr
+    logger.info("initialised from %s at step %d (fresh optimizer state)", checkpoint, step)
 
 
 def _run_config(options: CascadeTrainOptions) -> RunConfig:
@@ -279,7 +303,7 @@ def _valid_batches(
 
 def _run(args: argparse.Namespace) -> int:
     # Every option has a command-line flag of the same name (dashes for underscores), except these three.
-    special = {"cache", "out", "condition_streams", "progress", "iterations"}
+    special = {"cache", "out", "condition_streams", "progress", "iterations", "init_from"}
     values = {f.name: getattr(args, f.name) for f in fields(CascadeTrainOptions) if f.name not in special}
     streams = tuple(s for s in (args.condition_streams or "").split(",") if s) or None
     iterations = tuple(int(n) for n in args.iterations.split(",")) if args.iterations else None
@@ -290,6 +314,7 @@ def _run(args: argparse.Namespace) -> int:
         condition_streams=streams,
         iterations=iterations,
         progress=not args.no_progress,
+        init_from=Path(args.init_from) if args.init_from else None,
     )
     result = train_cascade(options)
     if result.rank != 0:
@@ -358,6 +383,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--init-from", default=None, help="new run only: start from this stage checkpoint's weights and step"
+    )
     parser.set_defaults(handler=_run)
 
 

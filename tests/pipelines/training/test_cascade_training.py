@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from core.errors import SingsongError
 from models.cascade import Cascade, SamplingConfig, build_stage_config
 from models.checkpoint import has_training_state, load_checkpoint
 from models.tokenizer import AudioTokenizer
@@ -258,6 +259,21 @@ def test_cli_trains_and_assembles_a_parallel_acoustic_stage(cache_dir, tmp_path)
     steps = []
     codes = cascade.generate({"vocals.semantic": vocal}, 60, SamplingConfig(top_k=20), seeds=[0], progress=steps.append)
     assert codes.shape == (1, 3, 60) and steps[-1] == 1.0
+
+
+def test_init_from_continues_a_committed_checkpoint_with_a_fresh_optimizer(cache_dir, tmp_path):
+    """--init-from: a new run starts from a stage checkpoint's weights and step (what a later session has)."""
+    from models.cascade import StageModel
+
+    first = train_cascade(options(cache_dir, tmp_path / "first", steps=4, lr=1e-2))
+    shipped = tmp_path / "shipped"
+    StageModel.from_pretrained(first.model_dir).save_pretrained(shipped, weights_dtype=torch.float16)
+    second = train_cascade(options(cache_dir, tmp_path / "second", steps=6, lr=1e-2, init_from=shipped))
+    assert (second.start_step, second.step) == (4, 6)
+    assert load_checkpoint(second.model_dir).extra["step"] == 6
+    other = options(cache_dir, tmp_path / "third", steps=6, layers=1, init_from=shipped)
+    with pytest.raises(SingsongError, match="differs"):
+        train_cascade(other)
 
 
 def test_cli_choices_match_the_model_package():
