@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The default model's recipe, end to end, with the project's own commands:
-#   corpus -> codec -> harmony semantic tokenizer -> token cache -> semantic stage -> delay stage
-#   -> assemble a model directory -> token losses and the fit report.
+#   corpus -> codec -> harmony semantic tokenizer -> token cache -> semantic stage -> parallel acoustic stage
+#   -> assemble a model directory -> token losses, harmony plans and the fit report.
 #
 # Every step is resumable: rerun the script after an interruption (a stopped session, Ctrl-C, a full disk)
 # and each command continues where it stopped (finished songs, cached items and finished stages are kept;
-# stage runs resume from their training state). Steps whose output already exists are skipped.
+# stage runs resume from their training state). Steps whose output already exists are skipped. A later
+# session without the run directories continues from committed stage checkpoints with INIT_SEMANTIC= and
+# INIT_PARALLEL= (`train cascade --init-from`: their weights and step, a fresh optimizer).
 #
 # Settings (environment):
 #   DEVICE=auto|cpu|cuda     where training runs (cuda: bf16 autocast, minutes instead of hours)
@@ -14,6 +16,7 @@
 #   DATA=data/synth RUNS=data/runs CACHE=data/cache_v2 OUT=data/models/default_v2
 #   CODEC=models/checkpoints/codec_v2   a trained spectral codec (trained here when the folder is missing)
 #   HARMONY=models/checkpoints/semantic_harmony   the harmony tokenizer (fitted here when missing)
+#   STEPS_SEMANTIC=20000 STEPS_PARALLEL=20000      total optimizer steps per stage
 #
 # On 2 CPU cores: corpus ~50 min, codec ~60 min, tokenizer ~5 min, cache ~20 min, each stage several hours.
 set -euo pipefail
@@ -40,7 +43,8 @@ $SINGSONG corpus synth --out "$DATA" --songs 1200 --seconds 20 --seed 0 --jobs "
 
 step "2. codec: spectral (log-mel RVQ, 25 Hz x 8 levels)"
 if [ ! -f "$CODEC/config.json" ]; then
-  $SINGSONG train codec --kind spectral --data "$DATA" --out "$RUNS/codec_v2" --device "$DEVICE" \
+  $SINGSONG train codec --kind spectral --data "$DATA" --out "$RUNS/codec_v2" --max-songs 600 --steps 12000 \
+    --batch-size 8 --segment-seconds 3 --chroma-weight 1.0 --low-band-weight 2.0 --device "$DEVICE" \
     --threads "$THREADS" "${budget[@]}"
   CODEC="$RUNS/codec_v2/model"
 fi
@@ -55,21 +59,29 @@ fi
 step "4. token cache (resumable)"
 $SINGSONG tokens build --data "$DATA" --codec "$CODEC" --semantic "$HARMONY" --out "$CACHE"
 
-step "5. semantic stage: vocal melody (M) -> instrumental harmony tokens"
-$SINGSONG train cascade --stage semantic --cache "$CACHE" --out "$RUNS/stage_semantic" --featurization M \
-  --layers 3 --batch-size 16 --dropout 0.1 --lr 1e-3 --warmup 100 --steps 3000 \
-  --device "$DEVICE" --threads "$THREADS" --no-progress "${budget[@]}"
+init_semantic=() init_parallel=()
+[ -n "${INIT_SEMANTIC:-}" ] && init_semantic=(--init-from "$INIT_SEMANTIC")
+[ -n "${INIT_PARALLEL:-}" ] && init_parallel=(--init-from "$INIT_PARALLEL")
 
-step "6. delay stage: M + harmony tokens -> all codec levels (MusicGen delay pattern)"
-$SINGSONG train cascade --stage delay --cache "$CACHE" --out "$RUNS/stage_delay" --featurization M \
-  --layers 3 --window-seconds 5 --batch-size 8 --dropout 0.05 --lr 1e-3 --warmup 100 --steps 4000 \
-  --device "$DEVICE" --threads "$THREADS" --no-progress "${budget[@]}"
+step "5. semantic stage: vocal melody (M) -> instrumental harmony tokens (masked, MaskGIT decoding)"
+$SINGSONG train cascade --stage semantic --pattern masked --iterations 16 --cache "$CACHE" \
+  --out "$RUNS/stage_semantic_masked" --featurization M --layers 4 --batch-size 16 --dropout 0.1 --lr 1e-3 \
+  --warmup 200 --steps "${STEPS_SEMANTIC:-20000}" --device "$DEVICE" --threads "$THREADS" --no-progress \
+  "${init_semantic[@]}" "${budget[@]}"
+
+step "6. parallel stage: M + harmony tokens -> all codec levels (SoundStorm-style masked decoding)"
+$SINGSONG train cascade --stage parallel --iterations 12,2,1 --cache "$CACHE" --out "$RUNS/stage_parallel" \
+  --featurization M --layers 4 --batch-size 16 --dropout 0.1 --lr 1e-3 --warmup 200 \
+  --steps "${STEPS_PARALLEL:-20000}" --device "$DEVICE" --threads "$THREADS" --no-progress \
+  "${init_parallel[@]}" "${budget[@]}"
 
 step "7. assemble the model directory (float16 stage weights)"
-$SINGSONG train cascade-assemble --semantic "$RUNS/stage_semantic/best" --delay "$RUNS/stage_delay/best" \
-  --codec "$CODEC" --semantic-tokenizer "$HARMONY" --featurization M --weights-dtype float16 --out "$OUT"
+$SINGSONG train cascade-assemble --semantic "$RUNS/stage_semantic_masked/best" \
+  --parallel "$RUNS/stage_parallel/best" --codec "$CODEC" --semantic-tokenizer "$HARMONY" --featurization M \
+  --weights-dtype float16 --out "$OUT"
 
-step "8. evaluation: token losses (own vs another song's vocal) and the fit report"
-$SINGSONG eval cascade --model "$OUT" --cache "$CACHE" --split test --json "$OUT/eval_cascade.json"
+step "8. evaluation: token losses (own vs another song's vocal), harmony plans and the fit report"
+$SINGSONG eval cascade --model "$OUT" --cache "$CACHE" --split test --plans 30 --harmony-tokenizer "$HARMONY" \
+  --json "$OUT/eval_cascade.json"
 $SINGSONG eval report --data "$DATA" --split valid,test --max-songs 30 --seconds 10 --model "$OUT" \
   --model models/checkpoints/default --codec "$CODEC" --out "$OUT/fit-report"

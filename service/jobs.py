@@ -39,10 +39,10 @@ class JobOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random if omitted; reported back")
-    temperature: float = Field(1.0, gt=0.0, le=5.0)
-    top_k: int = Field(250, ge=0, le=100_000)
-    top_p: float = Field(0.0, ge=0.0, le=1.0)
-    guidance_scale: float = Field(1.0, ge=0.0, le=20.0)
+    temperature: float | None = Field(None, gt=0.0, le=5.0, description="unset: the model's recommended value")
+    top_k: int | None = Field(None, ge=0, le=100_000, description="unset: the model's recommended value")
+    top_p: float | None = Field(None, ge=0.0, le=1.0, description="unset: the model's recommended value")
+    guidance_scale: float | None = Field(None, ge=0.0, le=20.0, description="unset: the model's recommended value")
     takes: int = Field(1, ge=1, le=16, description="independent accompaniments (download with ?take=N)")
     format: Literal["wav", "flac", "mp3"] = Field("wav", description="format of the results")
 

@@ -125,7 +125,8 @@ class TinyEngine(AccompanimentEngine):
         options: Sequence[GenerationOptions],
         progress: ProgressCallback | None = None,
     ) -> list[list[Take]]:
-        # (vocal index, take, seed, temperature)
+        # (vocal index, take, seed, temperature); unset sampling resolves as a model without recommendations
+        options = [o.with_defaults() for o in options]
         rows = [(i, take, seed, options[i].temperature) for i, take, seed in take_rows(vocals, options)]
         if not vocals:
             return []

@@ -92,13 +92,13 @@ class LogMel(nn.Module):
     def to_magnitude(self, log_mel: torch.Tensor, *, iterations: int = 10, noise_fill: float = 0.0) -> torch.Tensor:
         """`[B, n_mels, F]` log-mel -> `[B, n_fft // 2 + 1, F]` non-negative linear magnitude.
 
-        Bands at the floor carry no information about what lay below it. `noise_fill = 0` treats them as
-        silent; `noise_fill = r > 0` gives them `r * floor`, the typical level of such content - the "noise
-        filling" of transform codecs (e.g. Opus CELT, AAC): quiet tails and the bed under a mix come back as
-        low-level noise instead of holes, which is what a spectral distance on a low floor measures.
+        The floor is subtracted before the inverse: a band at the floor (or, decoded, a hair above it) carries
+        no information about what lay below, and `noise_fill = 0` makes it silent. `noise_fill = r > 0` puts
+        `r * floor` back everywhere instead - the "noise filling" of transform codecs (e.g. Opus CELT, AAC):
+        quiet tails and the bed under a mix come back as low-level noise instead of holes, which is what a
+        spectral distance on a low floor (`losses.MultiResolutionSpectralLoss`, eps 1e-5) measures.
         """
-        mel = log_mel.float().exp()
-        mel = torch.where(log_mel <= self.min_value + 1e-4, torch.full_like(mel, noise_fill * self.log_floor), mel)
+        mel = (log_mel.float().exp() - self.log_floor).clamp_min(0.0) + noise_fill * self.log_floor
         estimate = (self.pseudo_inverse @ mel).clamp_min(1e-6)
         bank = self.filterbank
         numerator = bank.t() @ mel

@@ -78,8 +78,8 @@ def evaluate_plans(
     items = cache.indices(split)[:songs]
     if len(items) < 2:
         raise ValueError(f"need at least two songs in split {split!r} (one's vocal is the other's control)")
-    melodies = [cache.tokens(i, "vocals.melody")[:, 0].astype(np.int64) for i in items]
-    truths = [cache.tokens(i, "instrumental.semantic")[:, 0].astype(np.int64) for i in items]
+    melodies = [cache.tokens(i, "vocals.melody")[0].astype(np.int64) for i in items]  # [K, F] -> [F]
+    truths = [cache.tokens(i, "instrumental.semantic")[0].astype(np.int64) for i in items]
 
     def generate(melody: np.ndarray, frames: int, row_seed: int) -> np.ndarray:
         condition = torch.from_numpy(melody)[None, None].to(stage.device)

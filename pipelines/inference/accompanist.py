@@ -95,6 +95,7 @@ class Accompanist(AccompanimentEngine):
         self.mix_settings = mix_settings or MixSettings()
         self.device = device
         self.generation_threads = generation_threads
+        self.recommended_sampling: dict[str, float] = {}  # the model directory's `sampling` (from_pretrained)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None, *, device: str = "cpu") -> Accompanist:
@@ -116,7 +117,9 @@ class Accompanist(AccompanimentEngine):
             {"codec": codec, "semantic": semantic, "melody": MelodyTokenizer()},
             cascade.num_coarse_levels,
         )
-        return cls(cascade, codec, semantic, vocal_noise_snr_db=manifest.vocal_noise_snr_db, device=device)
+        accompanist = cls(cascade, codec, semantic, vocal_noise_snr_db=manifest.vocal_noise_snr_db, device=device)
+        accompanist.recommended_sampling = dict(manifest.sampling)
+        return accompanist
 
     # ------------------------------------------------------------------------------------------ features
     def _tokenizer_for(self, stream: StreamName) -> AudioTokenizer:
@@ -165,6 +168,7 @@ class Accompanist(AccompanimentEngine):
         from models.cascade import SamplingConfig
 
         # One row per take; rows with the same sampling settings share one batched generate call.
+        options = [o.with_defaults(self.recommended_sampling) for o in options]
         rows = take_rows(vocals, options)
         groups: dict[tuple, list[int]] = defaultdict(list)
         for r, (i, _, _) in enumerate(rows):

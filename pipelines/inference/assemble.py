@@ -32,10 +32,12 @@ def assemble_model(
     codec: str | None = None,
     semantic_tokenizer: str | None = None,
     vocal_noise_snr_db: float | None = 20.0,
+    sampling: dict[str, float] | None = None,
 ) -> Any:
-    """Write the cascade of `stages` (semantic/coarse/fine/delay -> run or checkpoint) to `out`; returns it.
+    """Write the cascade of `stages` (semantic/coarse/fine/delay/parallel -> run or checkpoint) to `out`.
 
-    With `codec`, `out` becomes a complete model directory and the cascade goes to `out/cascade`.
+    With `codec`, `out` becomes a complete model directory and the cascade goes to `out/cascade`; `sampling`
+    is then its recommended sampling (`GenerationOptions` fields a request may leave unset). Returns the cascade.
     """
     import torch
 
@@ -58,10 +60,33 @@ def assemble_model(
             featurization=cascade.featurization,
             vocal_noise_snr_db=vocal_noise_snr_db,
             semantic="semantic" if semantic_tokenizer is not None else None,
+            sampling=dict(sampling or {}),
         )
         write_manifest(out, manifest)
         Accompanist.from_pretrained(out)  # fails with a message naming any part that does not fit
     return cascade
+
+
+def _sampling(text: str | None) -> dict[str, float]:
+    """`--sampling` JSON -> the recommended sampling, checked against `GenerationOptions`."""
+    import json
+
+    from core.errors import SingsongError
+    from pipelines.inference.engine import DEFAULT_SAMPLING, GenerationOptions
+
+    if not text:
+        return {}
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SingsongError(f"--sampling: not valid JSON ({error})") from error
+    if not isinstance(values, dict) or set(values) - set(DEFAULT_SAMPLING):
+        raise SingsongError(f"--sampling must be a JSON object of {', '.join(DEFAULT_SAMPLING)}")
+    try:
+        GenerationOptions(**values).validate()
+    except (TypeError, ValueError) as error:
+        raise SingsongError(f"--sampling: {error}") from error
+    return values
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -80,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         codec=args.codec,
         semantic_tokenizer=args.semantic_tokenizer,
         vocal_noise_snr_db=args.vocal_noise_snr,
+        sampling=_sampling(args.sampling),
     )
     cascade_dir = Path(args.out) / "cascade" if args.codec is not None else Path(args.out)
     sizes = ", ".join(f"{name} {count / 1e6:.2f}M" for name, count in cascade.num_parameters().items())
@@ -118,6 +144,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         type=float,
         default=20.0,
         help="SNR (dB) of the white noise added to vocals at inference (with --codec)",
+    )
+    parser.add_argument(
+        "--sampling",
+        default=None,
+        help="recommended sampling for requests that leave it unset (with --codec), e.g. '{\"guidance_scale\": 3}'",
     )
     parser.set_defaults(handler=_run)
 

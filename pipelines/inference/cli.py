@@ -35,10 +35,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "shipped model / the bundled library)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=250, help="0 = sample from the whole vocabulary")
-    parser.add_argument("--top-p", type=float, default=0.0)
-    parser.add_argument("--guidance-scale", type=float, default=1.0, help="classifier-free guidance (1 = off)")
+    # Sampling left unset takes the model's recommended values (its singsong.json), else 1.0 / 250 / 0 / 1.0.
+    parser.add_argument("--temperature", type=float, default=None, help="default: the model's, else 1.0")
+    parser.add_argument("--top-k", type=int, default=None, help="0 = whole vocabulary; default: the model's, else 250")
+    parser.add_argument("--top-p", type=float, default=None, help="default: the model's, else 0 (off)")
+    parser.add_argument(
+        "--guidance-scale", type=float, default=None, help="classifier-free guidance (1 = off); default: the model's"
+    )
     parser.add_argument("--takes", type=int, default=1, help="independent accompaniments; files get a -takeN suffix")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.set_defaults(handler=_accompany)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,25 +34,41 @@ if TYPE_CHECKING:  # the API process imports this module for `GenerationOptions`
 ProgressCallback = Callable[[float], None]
 
 
+#: Sampling settings of a request that leaves them unset and a model that recommends none.
+DEFAULT_SAMPLING: dict[str, float] = {"temperature": 1.0, "top_k": 250, "top_p": 0.0, "guidance_scale": 1.0}
+
+
 @dataclass(frozen=True)
 class GenerationOptions:
-    """Per-request sampling options (all engines accept them; an engine ignores what it cannot use)."""
+    """Per-request sampling options (all engines accept them; an engine ignores what it cannot use).
+
+    A sampling field left at None takes the model's recommended value (`sampling` in its `singsong.json`,
+    measured when the model was made: e.g. the guidance at which its plans follow the vocal), else
+    `DEFAULT_SAMPLING`; `with_defaults` resolves them.
+    """
 
     seed: int | None = None  # None: a random seed, reported back in the result
-    temperature: float = 1.0
-    top_k: int = 250  # 0: no top-k filtering; 250 as MusicGen samples codec tokens
-    top_p: float = 0.0  # 0: no nucleus filtering
-    guidance_scale: float = 1.0  # classifier-free guidance; 1 = conditional model only
+    temperature: float | None = None
+    top_k: int | None = None  # 0: no top-k filtering; 250 as MusicGen samples codec tokens
+    top_p: float | None = None  # 0: no nucleus filtering
+    guidance_scale: float | None = None  # classifier-free guidance; 1 = conditional model only
     takes: int = 1  # independent accompaniments for the same vocal
 
+    def with_defaults(self, recommended: Mapping[str, float] | None = None) -> GenerationOptions:
+        """These options with every unset sampling field taken from `recommended`, else `DEFAULT_SAMPLING`."""
+        chosen = {**DEFAULT_SAMPLING, **(recommended or {})}
+        values = {name: chosen[name] if getattr(self, name) is None else getattr(self, name) for name in chosen}
+        values["top_k"] = int(values["top_k"])
+        return replace(self, **values)
+
     def validate(self) -> None:
-        if not 0.0 < self.temperature <= 5.0:
+        if self.temperature is not None and not 0.0 < self.temperature <= 5.0:
             raise ValueError(f"temperature must be in (0, 5], got {self.temperature}")
-        if self.top_k < 0:
+        if self.top_k is not None and self.top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
-        if not 0.0 <= self.top_p <= 1.0:
+        if self.top_p is not None and not 0.0 <= self.top_p <= 1.0:
             raise ValueError(f"top_p must be in [0, 1], got {self.top_p}")
-        if not 0.0 <= self.guidance_scale <= 20.0:
+        if self.guidance_scale is not None and not 0.0 <= self.guidance_scale <= 20.0:
             raise ValueError(f"guidance_scale must be in [0, 20], got {self.guidance_scale}")
         if not 1 <= self.takes <= 16:
             raise ValueError(f"takes must be between 1 and 16, got {self.takes}")

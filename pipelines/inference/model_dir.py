@@ -16,7 +16,7 @@ instead of generating garbage or crashing deep inside a forward pass.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class ModelManifest:
     semantic: str | None = "semantic"
     cascade: str = "cascade"
     notes: str = ""
+    #: Recommended sampling (GenerationOptions fields) for requests that leave them unset; {} = the defaults.
+    sampling: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, **self.__dict__}
@@ -65,6 +67,9 @@ def read_manifest(directory: str | Path) -> ModelManifest:
     if "featurization" not in fields:
         raise ModelDirectoryError(f"{path}: manifest lacks 'featurization'")
     manifest = ModelManifest(**fields)
+    unknown = set(manifest.sampling) - {"temperature", "top_k", "top_p", "guidance_scale"}
+    if not isinstance(manifest.sampling, dict) or unknown:
+        raise ModelDirectoryError(f"{path}: 'sampling' may only set temperature, top_k, top_p, guidance_scale")
     for part in (manifest.codec, manifest.cascade, manifest.semantic):
         if part is not None and not (directory / part).is_dir():
             raise ModelDirectoryError(f"{directory}: part '{part}/' named in {MANIFEST} is missing")

@@ -218,3 +218,28 @@ def test_generation_runs_on_one_thread_and_restores_the_setting(model_dir, monke
         assert seen == [1, 2]
     finally:
         torch.set_num_threads(before)
+
+
+def test_unset_sampling_takes_the_models_recommendation(model_dir, tmp_path):
+    """A request that leaves sampling unset gets the model's `sampling` (singsong.json), one that sets it wins."""
+    import shutil
+
+    from pipelines.inference.engine import DEFAULT_SAMPLING
+
+    assert GenerationOptions().with_defaults() == GenerationOptions(**DEFAULT_SAMPLING)
+    assert GenerationOptions(top_k=5).with_defaults({"top_k": 50, "guidance_scale": 3.0}).top_k == 5
+    recommended = tmp_path / "model"
+    shutil.copytree(model_dir, recommended)
+    manifest = json.loads((recommended / "singsong.json").read_text())
+    (recommended / "singsong.json").write_text(json.dumps({**manifest, "sampling": {"guidance_scale": 3.0}}))
+    engine = Accompanist.from_pretrained(recommended)
+    assert engine.recommended_sampling == {"guidance_scale": 3.0}
+    vocal = Audio(_tone(1.0, 16000), 16000)
+    unset = engine.accompany(vocal, GenerationOptions(seed=4))[0].accompaniment
+    explicit = engine.accompany(vocal, GenerationOptions(seed=4, guidance_scale=3.0))[0].accompaniment
+    plain = engine.accompany(vocal, GenerationOptions(seed=4, guidance_scale=1.0))[0].accompaniment
+    np.testing.assert_allclose(unset, explicit, atol=1e-6)
+    assert not np.allclose(unset, plain)
+    (recommended / "singsong.json").write_text(json.dumps({**manifest, "sampling": {"beam": 3}}))
+    with pytest.raises(ModelDirectoryError, match="sampling"):
+        Accompanist.from_pretrained(recommended)
