@@ -252,7 +252,7 @@ def main() -> None:
                     flush=True,
                 )
     for model in args.model:
-        print(f"# singsong accompany, {model} (featurise + generate + decode + mix), top-k 250")
+        print(f"# singsong accompany, {model} (featurise + generate + decode + mix), the model's recommended sampling")
         print(f"{'audio':>5s} {'batch':>5s} {'wall':>6s} {'latency RTF':>11s} {'thru RTF':>8s}  share of the time")
         for seconds in args.seconds:
             for batch in args.batch:
