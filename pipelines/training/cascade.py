@@ -233,8 +233,8 @@ def warm_start(run: TrainingRun, model: Any, optimizer: Any, scheduler: Any, che
     step = int(start.training_notes.get("step", 0))
     run.step = run.start_step = step
     scheduler.last_epoch = step
-    for group, lr in zip(optimizer.param_groups, scheduler.get_lr(), strict=True):
-        group["lr"] = lr
+    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * factor(step)
     logger.info("initialised from %s at step %d (fresh optimizer state)", checkpoint, step)
 
 
