@@ -77,8 +77,8 @@ $SINGSONG train cascade --stage parallel --iterations 12,2,1 --cache "$CACHE" --
 
 step "7. assemble the model directory (float16 stage weights)"
 $SINGSONG train cascade-assemble --semantic "$RUNS/stage_semantic_masked/best" \
-  --parallel "$RUNS/stage_parallel/best" --codec "$CODEC" --semantic-tokenizer "$HARMONY" --featurization M \
-  --weights-dtype float16 --out "$OUT"
+  --parallel "$RUNS/stage_parallel/best" --parallel-passes 8,1,1 --codec "$CODEC" --semantic-tokenizer "$HARMONY" \
+  --featurization M --weights-dtype float16 --sampling '{"guidance_scale": 3, "top_k": 50}' --out "$OUT"
 
 step "8. evaluation: token losses (own vs another song's vocal), harmony plans and the fit report"
 $SINGSONG eval cascade --model "$OUT" --cache "$CACHE" --split test --plans 30 --harmony-tokenizer "$HARMONY" \

@@ -27,6 +27,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -291,12 +292,14 @@ def build_cascade(
     parallel: str | Path | None = None,
     featurization: str | None = None,
     weights_dtype: torch.dtype | None = None,
+    iterations: Mapping[str, Sequence[int]] | None = None,
 ) -> Cascade:
     """Assemble trained stages (run directories or stage checkpoints) into the model directory `out`.
 
-    Needs `semantic` and `coarse` + `fine`, `delay` and/or `parallel`. `featurization`, when given, must be the one the
-    stages were trained with (a guard against mixing runs). `weights_dtype` (e.g. `torch.float16`) stores
-    the weights at that precision.
+    Needs `semantic` and `coarse` + `fine`, `delay` and/or `parallel`. `featurization`, when given, must be
+    the one the stages were trained with (a guard against mixing runs). `weights_dtype` (e.g. `torch.float16`)
+    stores the weights at that precision. `iterations` sets the decoding passes per level of masked stages
+    (`{"parallel": (8, 1, 1)}`): a decoding choice, not a trained one, so it may differ from training's.
     """
     paths = {"semantic": semantic, "coarse": coarse, "fine": fine, "delay": delay, "parallel": parallel}
     stages: dict[str, StageModel] = {}
@@ -308,6 +311,13 @@ def build_cascade(
         if checkpoint_stage != name:
             raise CascadeError(f"{path}: is a {checkpoint_stage!r} stage, given as {name!r}")
         stages[name] = StageModel.from_pretrained(directory)
+    for name, passes in (iterations or {}).items():
+        if name not in stages or stages[name].config.pattern != "masked":
+            raise CascadeError(f"decoding passes given for {name!r}, which is not a masked stage of this model")
+        try:
+            stages[name].config = replace(stages[name].config, iterations=tuple(int(n) for n in passes))
+        except ValueError as error:
+            raise CascadeError(f"{name}: {error}") from error
     if (coarse is None) != (fine is None):
         raise CascadeError("the AudioLM back-end needs both a coarse and a fine stage")
     cascade = Cascade(stages)

@@ -33,6 +33,7 @@ def assemble_model(
     semantic_tokenizer: str | None = None,
     vocal_noise_snr_db: float | None = 20.0,
     sampling: dict[str, float] | None = None,
+    iterations: dict[str, tuple[int, ...]] | None = None,
 ) -> Any:
     """Write the cascade of `stages` (semantic/coarse/fine/delay/parallel -> run or checkpoint) to `out`.
 
@@ -52,7 +53,9 @@ def assemble_model(
             copy_tokenizer(semantic_tokenizer, out / "semantic")
         cascade_dir = out / "cascade"
     dtype = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}[weights_dtype]
-    cascade = build_cascade(cascade_dir, **stages, featurization=featurization, weights_dtype=dtype)
+    cascade = build_cascade(
+        cascade_dir, **stages, featurization=featurization, weights_dtype=dtype, iterations=iterations
+    )
     if codec is not None:
         from pipelines.inference.accompanist import Accompanist
 
@@ -89,6 +92,21 @@ def _sampling(text: str | None) -> dict[str, float]:
     return values
 
 
+def _passes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+    """`--semantic-passes` / `--parallel-passes` "8,1,1" -> {stage: passes}."""
+    from core.errors import SingsongError
+
+    passes = {}
+    for stage in ("semantic", "parallel"):
+        text = getattr(args, f"{stage}_passes", None)
+        if text:
+            try:
+                passes[stage] = tuple(int(n) for n in text.split(","))
+            except ValueError as error:
+                raise SingsongError(f"--{stage}-passes must be comma-separated integers, got {text!r}") from error
+    return passes
+
+
 def _run(args: argparse.Namespace) -> int:
     stages = {
         "semantic": args.semantic,
@@ -106,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         semantic_tokenizer=args.semantic_tokenizer,
         vocal_noise_snr_db=args.vocal_noise_snr,
         sampling=_sampling(args.sampling),
+        iterations=_passes(args),
     )
     cascade_dir = Path(args.out) / "cascade" if args.codec is not None else Path(args.out)
     sizes = ", ".join(f"{name} {count / 1e6:.2f}M" for name, count in cascade.num_parameters().items())
@@ -145,6 +164,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         default=20.0,
         help="SNR (dB) of the white noise added to vocals at inference (with --codec)",
     )
+    for stage in ("semantic", "parallel"):
+        parser.add_argument(
+            f"--{stage}-passes", default=None, help=f"masked {stage} stage: decoding passes per level, e.g. 8,1,1"
+        )
     parser.add_argument(
         "--sampling",
         default=None,

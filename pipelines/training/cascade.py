@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +227,7 @@ def warm_start(run: TrainingRun, model: Any, optimizer: Any, scheduler: Any, che
     from models.cascade import StageModel
 
     start = StageModel.from_pretrained(checkpoint, device=run.device)
-    if start.config != model.config:
+    if replace(start.config, iterations=model.config.iterations) != model.config:  # passes: decoding only
         raise SingsongError(f"--init-from {checkpoint}: its stage config differs from this run's ({start.config})")
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in start.state_dict().items()})
     step = int(start.training_notes.get("step", 0))

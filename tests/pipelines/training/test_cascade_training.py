@@ -254,6 +254,14 @@ def test_cli_trains_and_assembles_a_parallel_acoustic_stage(cache_dir, tmp_path)
     assert args.handler(args) == 0
     cascade = Cascade.from_pretrained(model)
     assert cascade.acoustic == "parallel" and cascade.stages["parallel"].config.iterations == (2, 1)
+    # Decoding passes are a decoding choice: set at assembly, fewer than in training.
+    fast = tmp_path / "fast"
+    args = parser.parse_args(["train", "cascade-assemble", *stages, "--parallel-passes", "1", "--out", str(fast)])
+    assert args.handler(args) == 0
+    assert Cascade.from_pretrained(fast).stages["parallel"].config.iterations == (1,)
+    args = parser.parse_args(["train", "cascade-assemble", *stages, "--semantic-passes", "0", "--out", str(fast)])
+    with pytest.raises(SingsongError, match="iterations"):
+        args.handler(args)
     assert cascade.stages["semantic"].config.pattern == "masked"
     vocal = torch.from_numpy(TokenCache(cache_dir).tokens(0, "vocals.semantic").astype(np.int64))[None]
     steps = []
