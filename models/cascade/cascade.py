@@ -95,8 +95,12 @@ class Cascade:
         ):
             raise CascadeError(f"no {acoustic!r} back-end: stages are {sorted(self.stages)}")
         self.acoustic = acoustic
-        semantic = self.stages["semantic"].config
-        self.condition_streams: list[str] = [s.name for s in semantic.conditions]
+        # The vocal streams the stages read, the semantic stage's first: a later stage may read fewer (an
+        # acoustic stage trained on the melody alone under a semantic stage that also reads the beat).
+        self.condition_streams: list[str] = []
+        for name in ["semantic", *(n for n in self.stages if n != "semantic")]:
+            vocal = [s.name for s in self.stages[name].config.conditions if s.name.startswith("vocals.")]
+            self.condition_streams += [s for s in vocal if s not in self.condition_streams]
         self.featurization: str = featurization_of(self.condition_streams)
         self._check_consistency()
         specs = self._specs()
@@ -118,10 +122,11 @@ class Cascade:
             for info in stage.config.streams:
                 if specs[info.name] != info:
                     raise CascadeError(f"stage {name} was trained with {info}, another stage with {specs[info.name]}")
-            if name != "fine" and list(stage.config.guided) != self.condition_streams:
+            vocal = [s.name for s in stage.config.conditions if s.name.startswith("vocals.")]
+            if name != "fine" and (not vocal or list(stage.config.guided) != vocal):
                 raise CascadeError(
-                    f"stage {name} is conditioned on {list(stage.config.guided)}, "
-                    f"the semantic stage on {self.condition_streams}"
+                    f"stage {name} is conditioned on vocal streams {vocal}, guided on {list(stage.config.guided)}: "
+                    "a stage after the vocal needs at least one vocal stream, and guidance on all of them"
                 )
         missing = {"instrumental.coarse", "instrumental.fine"} - set(specs)
         if missing:

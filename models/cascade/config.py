@@ -21,6 +21,7 @@ FEATURIZATIONS: dict[str, tuple[str, ...]] = {
     "S": ("vocals.semantic",),
     "SA": ("vocals.semantic", "vocals.coarse"),
     "M": ("vocals.melody",),
+    "MB": ("vocals.melody", "vocals.beat"),  # + the melody's pulse (`models/rhythm.py`)
 }
 #: (window, prompt) seconds per stage: AudioLM uses short windows for the fine stage.
 DEFAULT_WINDOWS: dict[str, tuple[float, float]] = {

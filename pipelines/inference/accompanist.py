@@ -30,6 +30,7 @@ import torch
 from core.audio import Audio, resample, to_channels
 from models.loading import load_tokenizer
 from models.melody import MelodyTokenizer
+from models.rhythm import BeatTokenizer
 from models.tokenizer import AudioTokenizer
 from pipelines.inference.engine import (
     AccompanimentEngine,
@@ -91,6 +92,7 @@ class Accompanist(AccompanimentEngine):
         self.codec = codec
         self.semantic = semantic
         self.melody = MelodyTokenizer()
+        self.beat = BeatTokenizer(melody=self.melody)
         self.vocal_noise_snr_db = vocal_noise_snr_db
         self.mix_settings = mix_settings or MixSettings()
         self.device = device
@@ -114,7 +116,7 @@ class Accompanist(AccompanimentEngine):
         check_compatibility(
             directory,
             cascade.stream_specs(),
-            {"codec": codec, "semantic": semantic, "melody": MelodyTokenizer()},
+            {"codec": codec, "semantic": semantic, "melody": MelodyTokenizer(), "beat": BeatTokenizer()},
             cascade.num_coarse_levels,
         )
         accompanist = cls(cascade, codec, semantic, vocal_noise_snr_db=manifest.vocal_noise_snr_db, device=device)
@@ -123,7 +125,8 @@ class Accompanist(AccompanimentEngine):
 
     # ------------------------------------------------------------------------------------------ features
     def _tokenizer_for(self, stream: StreamName) -> AudioTokenizer:
-        tokenizer = {"semantic": self.semantic, "melody": self.melody, "codec": self.codec}[stream.tokenizer]
+        tokenizers = {"semantic": self.semantic, "melody": self.melody, "beat": self.beat, "codec": self.codec}
+        tokenizer = tokenizers[stream.tokenizer]
         if tokenizer is None:
             raise ModelDirectoryError(f"no tokenizer for condition stream {stream}")
         return tokenizer
@@ -147,7 +150,7 @@ class Accompanist(AccompanimentEngine):
         for name in self.cascade.condition_streams:
             stream = StreamName.parse(name)
             tokenizer = self._tokenizer_for(stream)
-            # Semantic and melody streams always get the noise (training reads their noisy twins). The vocal's
+            # Semantic, melody and beat streams always get the noise (training reads their noisy twins). The vocal's
             # acoustic tokens get it when training did: caches made before `vocals.coarse_noisy` existed had
             # only clean ones, and a model trained on those must see clean ones here too.
             noisy = not stream.acoustic or self._trained_on_noisy(stream)

@@ -98,7 +98,7 @@ def check_compatibility(
 ) -> None:
     """Raise ModelDirectoryError unless every stream the cascade uses matches its tokenizer.
 
-    `tokenizers` maps "codec", "semantic", "melody" to loaded tokenizers (None when absent).
+    `tokenizers` maps "codec", "semantic", "melody", "beat" to loaded tokenizers (None when absent).
     """
     problems: list[str] = []
     acoustic_codebooks = 0

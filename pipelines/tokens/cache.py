@@ -61,7 +61,7 @@ class StreamSpec:
 
     name: str
     source: Literal["vocals", "instrumental"]
-    tokenizer: Literal["semantic", "codec", "melody"]
+    tokenizer: Literal["semantic", "codec", "melody", "beat"]
     first_level: int = 0  # codec levels [first_level, last_level) — ignored for semantic tokens
     last_level: int | None = None
     noise_snr_db: float | None = None  # white noise added to the source before tokenizing
@@ -85,6 +85,8 @@ def default_streams(num_coarse_levels: int, vocal_noise_snr_db: float = 20.0) ->
         stream_spec("vocals.coarse_noisy", 0, num_coarse_levels, noise_snr_db=noisy),
         stream_spec("vocals.melody"),
         stream_spec("vocals.melody_noisy", noise_snr_db=noisy),
+        stream_spec("vocals.beat"),
+        stream_spec("vocals.beat_noisy", noise_snr_db=noisy),
         stream_spec("instrumental.semantic"),
         stream_spec("instrumental.coarse", 0, num_coarse_levels),
         stream_spec("instrumental.fine", num_coarse_levels, None),
@@ -194,6 +196,11 @@ class TokenCacheWriter:
         if melody is not None:
             self.tokenizers["melody"] = melody
             fingerprints = {**fingerprints, "melody": tokenizer_fingerprint(melody, None)}
+        if any(spec.tokenizer == "beat" for spec in streams):
+            from models.rhythm import BeatTokenizer
+
+            self.tokenizers["beat"] = BeatTokenizer(melody=melody)
+            fingerprints = {**fingerprints, "beat": tokenizer_fingerprint(self.tokenizers["beat"], None)}
         self.streams = list(streams)
         self.device = device
         for spec in self.streams:

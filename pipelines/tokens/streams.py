@@ -5,7 +5,8 @@ tokenizer that made it, e.g. `vocals.semantic`, `instrumental.coarse`, `vocals.m
 
 * `SOURCE` - `vocals` (the condition) or `instrumental` (the target);
 * `KIND` - `semantic` (k-means tokens of `models.semantic`), `melody` (the melodic bottleneck of
-  `models.melody`), `coarse` / `fine` (the first / remaining levels of the codec's residual VQ);
+  `models.melody`), `beat` (the melody's pulse: beat phase per frame, `models.rhythm`),
+  `coarse` / `fine` (the first / remaining levels of the codec's residual VQ);
 * `_noisy` - the same stream of the audio with white noise added before tokenizing (SingSong's augmentation
   against separation artefacts, `featurize.py`): the token cache keeps such *noisy twins* next to the clean
   streams, and training reads a condition stream from its twin.
@@ -22,7 +23,7 @@ from core.errors import SingsongError
 
 SOURCES = ("vocals", "instrumental")
 #: Stream kind -> the tokenizer of a model directory that produces it.
-TOKENIZER_OF_KIND = {"semantic": "semantic", "melody": "melody", "coarse": "codec", "fine": "codec"}
+TOKENIZER_OF_KIND = {"semantic": "semantic", "melody": "melody", "beat": "beat", "coarse": "codec", "fine": "codec"}
 NOISY_SUFFIX = "_noisy"
 
 
@@ -33,7 +34,7 @@ class StreamNameError(SingsongError):
 @dataclass(frozen=True)
 class StreamName:
     source: str  # "vocals" | "instrumental"
-    kind: str  # "semantic" | "melody" | "coarse" | "fine"
+    kind: str  # "semantic" | "melody" | "beat" | "coarse" | "fine"
     noisy: bool = False
 
     @classmethod
@@ -52,7 +53,7 @@ class StreamName:
 
     @property
     def tokenizer(self) -> str:
-        """The model-directory tokenizer this stream comes from: "semantic", "melody" or "codec"."""
+        """The model-directory tokenizer this stream comes from: "semantic", "melody", "beat" or "codec"."""
         return TOKENIZER_OF_KIND[self.kind]
 
     @property

@@ -328,7 +328,7 @@ def _run(args: argparse.Namespace) -> int:
 # Literal CLI choices (kept equal to models.cascade.stage's by a test): importing the model package in
 # `register` would load torch and make every `singsong --help` slow.
 CLI_STAGES = ("semantic", "coarse", "fine", "delay", "parallel")
-CLI_FEATURIZATIONS = ("M", "S", "SA")
+CLI_FEATURIZATIONS = ("M", "MB", "S", "SA")
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:

@@ -12,6 +12,7 @@ STREAMS = {
     "vocals.semantic": StreamInfo("vocals.semantic", 1, 8, 25.0),
     "vocals.coarse": StreamInfo("vocals.coarse", 2, 16, 50.0),
     "vocals.melody": StreamInfo("vocals.melody", 2, 12, 25.0),
+    "vocals.beat": StreamInfo("vocals.beat", 1, 5, 25.0),
     "instrumental.semantic": StreamInfo("instrumental.semantic", 1, 8, 25.0),
     "instrumental.coarse": StreamInfo("instrumental.coarse", 2, 16, 50.0),
     "instrumental.fine": StreamInfo("instrumental.fine", 2, 16, 50.0),

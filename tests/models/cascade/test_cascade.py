@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -89,9 +90,27 @@ def test_build_cascade_assembles_run_directories(tmp_path):
         build_cascade(tmp_path / "x", semantic=runs["semantic"], coarse=runs["fine"], fine=runs["fine"])
 
 
+def test_a_later_stage_may_read_fewer_vocal_streams_than_the_semantic_stage():
+    """Featurisation MB: the semantic stage reads melody + beat, the parallel stage the melody alone."""
+    semantic = make_stage("semantic", ("vocals.melody", "vocals.beat"))
+    parallel = make_stage("parallel", ("vocals.melody",), seed=1)
+    cascade = Cascade({"semantic": semantic, "parallel": parallel})
+    assert (cascade.condition_streams, cascade.featurization) == (["vocals.melody", "vocals.beat"], "MB")
+    generator = torch.Generator().manual_seed(0)
+    vocal = {
+        "vocals.melody": torch.randint(0, 12, (1, 2, 15), generator=generator),
+        "vocals.beat": torch.randint(0, 5, (1, 1, 15), generator=generator),
+    }
+    assert cascade.generate(vocal, 30, SamplingConfig(top_k=8), [0]).shape == (1, 4, 30)
+    with pytest.raises(CascadeError, match=r"missing condition stream 'vocals\.beat'"):
+        cascade.generate({"vocals.melody": vocal["vocals.melody"]}, 30, SamplingConfig(), [0])
+
+
 def test_inconsistent_stages_and_bad_conditions_are_refused():
-    with pytest.raises(CascadeError, match="conditioned on"):
-        Cascade({"semantic": make_stage("semantic"), "delay": make_stage("delay", ("vocals.melody",))})
+    unguided = make_stage("delay", ("vocals.semantic",))
+    unguided.config = replace(unguided.config, guided=())
+    with pytest.raises(CascadeError, match="guidance on all of them"):
+        Cascade({"semantic": make_stage("semantic"), "delay": unguided})
     cascade = _cascade("delay")
     with pytest.raises(CascadeError, match="missing condition"):
         cascade.generate({"vocals.coarse": torch.zeros(1, 2, 5, dtype=torch.long)}, 10, SamplingConfig(), [0])

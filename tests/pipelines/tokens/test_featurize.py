@@ -66,7 +66,7 @@ def _accompanist(tokenizers, coarse_noise: float) -> Accompanist:
     codec, semantic = tokenizers
     notes = {"condition_noise": {"vocals.coarse": {"stream": "vocals.coarse_noisy", "probability": coarse_noise}}}
     cascade = SimpleNamespace(
-        condition_streams=("vocals.semantic", "vocals.coarse", "vocals.melody"),
+        condition_streams=("vocals.semantic", "vocals.coarse", "vocals.melody", "vocals.beat"),
         num_coarse_levels=codec.num_coarse_levels,
         stages={"semantic": SimpleNamespace(training_notes=notes)},
     )
@@ -80,7 +80,8 @@ def test_training_and_inference_features_of_the_same_vocal_are_identical(tokeniz
         assert not np.array_equal(cached[name], cached[f"{name}_noisy"]), name
 
     seven = _accompanist(tokenizers, coarse_noise=1.0).featurize([vocal], seeds=[7])
-    for name in ("vocals.semantic", "vocals.coarse", "vocals.melody"):  # the model reads the noisy twins
+    assert len(set(cached["vocals.beat"][0].tolist())) > 1  # a pulse was found: beat positions vary
+    for name in ("vocals.semantic", "vocals.coarse", "vocals.melody", "vocals.beat"):  # read from noisy twins
         np.testing.assert_array_equal(seven[name][0].numpy(), cached[f"{name}_noisy"], err_msg=name)
     # A model trained on clean acoustic tokens gets clean ones (and noisy semantic/melody tokens) at inference.
     clean_coarse = _accompanist(tokenizers, coarse_noise=0.0).featurize([vocal], seeds=[7])
