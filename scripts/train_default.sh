@@ -7,7 +7,8 @@
 # and each command continues where it stopped (finished songs, cached items and finished stages are kept;
 # stage runs resume from their training state). Steps whose output already exists are skipped. A later
 # session without the run directories continues from committed stage checkpoints with INIT_SEMANTIC= and
-# INIT_PARALLEL= (`train cascade --init-from`: their weights and step, a fresh optimizer).
+# INIT_PARALLEL= (`train cascade --init-from`: their weights and step, a fresh optimizer), e.g.
+# INIT_SEMANTIC=models/checkpoints/stage_semantic_mb INIT_PARALLEL=models/checkpoints/stage_parallel_v2.
 #
 # Settings (environment):
 #   DEVICE=auto|cpu|cuda     where training runs (cuda: bf16 autocast, minutes instead of hours)
@@ -63,9 +64,10 @@ init_semantic=() init_parallel=()
 [ -n "${INIT_SEMANTIC:-}" ] && init_semantic=(--init-from "$INIT_SEMANTIC")
 [ -n "${INIT_PARALLEL:-}" ] && init_parallel=(--init-from "$INIT_PARALLEL")
 
-step "5. semantic stage: vocal melody (M) -> instrumental harmony tokens (masked, MaskGIT decoding)"
+step "5. semantic stage: vocal melody + beat (MB) -> instrumental harmony tokens (masked, MaskGIT decoding)"
+# The beat stream (models/rhythm.py) carries the vocal's pulse: plans keep the tempo (0.80 vs 0.50 without it).
 $SINGSONG train cascade --stage semantic --pattern masked --iterations 16 --cache "$CACHE" \
-  --out "$RUNS/stage_semantic_masked" --featurization M --layers 4 --batch-size 16 --dropout 0.1 --lr 1e-3 \
+  --out "$RUNS/stage_semantic_masked" --featurization MB --layers 4 --batch-size 16 --dropout 0.1 --lr 1e-3 \
   --warmup 200 --steps "${STEPS_SEMANTIC:-20000}" --device "$DEVICE" --threads "$THREADS" --no-progress \
   "${init_semantic[@]}" "${budget[@]}"
 
@@ -78,7 +80,7 @@ $SINGSONG train cascade --stage parallel --iterations 12,2,1 --cache "$CACHE" --
 step "7. assemble the model directory (float16 stage weights)"
 $SINGSONG train cascade-assemble --semantic "$RUNS/stage_semantic_masked/best" \
   --parallel "$RUNS/stage_parallel/best" --parallel-passes 8,1,1 --codec "$CODEC" --semantic-tokenizer "$HARMONY" \
-  --featurization M --weights-dtype float16 --sampling '{"guidance_scale": 3, "top_k": 50}' --out "$OUT"
+  --featurization MB --weights-dtype float16 --sampling '{"guidance_scale": 3, "top_k": 50}' --out "$OUT"
 
 step "8. evaluation: token losses (own vs another song's vocal), harmony plans and the fit report"
 $SINGSONG eval cascade --model "$OUT" --cache "$CACHE" --split test --plans 30 --harmony-tokenizer "$HARMONY" \

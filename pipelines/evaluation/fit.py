@@ -38,7 +38,6 @@ import numpy as np
 
 from core.audio import resample
 from core.errors import SingsongError
-from models import rhythm
 
 #: Analysis rate of the accompaniment features (librosa's default; chroma up to its Nyquist is plenty).
 ANALYSIS_RATE = 22_050
@@ -117,6 +116,8 @@ class Melody:
 
     def note_durations(self) -> np.ndarray:
         """Frames from each onset to the next onset or the end of voicing `[N]`."""
+        from models import rhythm  # lazily: the CLI imports this module and must not import torch
+
         return rhythm.note_durations(self.pitch_classes, self.onsets)
 
     def histogram(self) -> np.ndarray:
@@ -240,6 +241,8 @@ def beat_track(audio: np.ndarray, sample_rate: int) -> Beats:
 def melody_tempo(melody: Melody) -> float:
     """The vocal's tempo from its note-onset train (0 with fewer than 4 onsets): `models.rhythm.melody_tempo`,
     which agreed with the declared tempo (x0.5/x2 allowed) on 87% of 30 validation songs of the corpus."""
+    from models import rhythm
+
     return rhythm.melody_tempo(melody.pitch_classes, melody.onsets, melody.frame_rate)
 
 

@@ -17,7 +17,12 @@ Rows, over the songs of a cache split (vocals.melody = the clean vocal's melody 
 * `other song` - another song's true instrumental tokens (the fit report's control).
 
 Columns: `margin` (mean harmonic support margin), `chord_agree` (share of voiced frames whose plan's
-strongest pitch class equals the truth's), `changes_per_s` (token changes per second: ~0 is a drone).
+strongest pitch class equals the truth's), `changes_per_s` (token changes per second: ~0 is a drone),
+`key_ok` (the plan's mean chroma in a key compatible with the vocal's, as the fit report's key column) and
+`tempo_ok` (the tempo of the plan's onset envelope, read from each token's centroid onset features, within 8%
+of the vocal's tempo, x0.5/x2 allowed). `tempo_ok` predicts the decoded audio's tempo: on 12 test songs the
+acoustic stage rendered true plans at the codec's own tempo hit rate (0.83) and generated ones at 0.50, while
+this column gave 0.85 and 0.53 for the same kinds of plan.
 """
 
 from __future__ import annotations
@@ -30,19 +35,43 @@ import numpy as np
 PLAN_ROWS = ("truth", "generated", "generated, other vocal", "other song")
 
 
-def centroid_chroma(tokenizer_dir: Path) -> np.ndarray:
-    """`[k, 12]` pitch-class profile of every harmony token (its centroid, un-standardised)."""
+def centroid_features(tokenizer_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every harmony token's centroid (un-standardised): pitch-class profile `[k, 12]`, onset strength `[k]`."""
+    from models.semantic.harmony import GROUPS
     from models.semantic.tokenizer import load_semantic_tokenizer
 
     tokenizer = load_semantic_tokenizer(tokenizer_dir)
-    raw = tokenizer.centroids / tokenizer.weights * tokenizer.std + tokenizer.mean
-    return raw[:, :12].clamp_min(0).numpy().astype(np.float64)
+    raw = (tokenizer.centroids / tokenizer.weights * tokenizer.std + tokenizer.mean).numpy().astype(np.float64)
+    if raw.shape[1] != 28 or GROUPS != ("chroma", "bass", "onset", "energy"):
+        raise ValueError(f"{tokenizer_dir}: not a harmony tokenizer (12 chroma + 12 bass + 3 onset + 1 energy)")
+    return raw[:, :12].clip(min=0), raw[:, 24:27].sum(axis=1)
 
 
-def plan_scores(melody_tokens: np.ndarray, plan: np.ndarray, truth: np.ndarray, chroma: np.ndarray) -> dict:
-    """Scores of one plan `[F]` (harmony tokens) for melody tokens `[F]` (25 Hz, same frames)."""
+def centroid_chroma(tokenizer_dir: Path) -> np.ndarray:
+    """`[k, 12]` pitch-class profile of every harmony token (its centroid, un-standardised)."""
+    return centroid_features(tokenizer_dir)[0]
+
+
+def plan_tempo(onset_strength: np.ndarray, frame_rate: float = 25.0) -> float:
+    """Tempo (BPM) of a plan's onset-strength curve `[F]`: librosa's estimator on its rises."""
+    import librosa
+
+    envelope = np.maximum(np.diff(onset_strength, prepend=onset_strength[:1]), 0.0)
+    hop = 512  # librosa reads the frame rate as sr / hop_length
+    return float(librosa.feature.tempo(onset_envelope=envelope, sr=frame_rate * hop, hop_length=hop)[0])
+
+
+def plan_scores(
+    melody_tokens: np.ndarray,
+    plan: np.ndarray,
+    truth: np.ndarray,
+    chroma: np.ndarray,
+    onsets: np.ndarray | None = None,
+) -> dict:
+    """Scores of one plan `[F]` (harmony tokens) for melody tokens `[F]` (25 Hz, same frames); `onsets [k]`
+    (each token's onset strength, `centroid_features`) adds `tempo_ok`."""
     from models.melody import NUM_PITCH_CLASSES
-    from pipelines.evaluation.fit import Melody, harmonic_support
+    from pipelines.evaluation.fit import Melody, estimate_key, harmonic_support, melody_tempo, tempo_agrees
 
     frames = min(len(melody_tokens), len(plan), len(truth))
     melody_tokens, plan, truth = melody_tokens[:frames], plan[:frames], truth[:frames]
@@ -51,11 +80,17 @@ def plan_scores(melody_tokens: np.ndarray, plan: np.ndarray, truth: np.ndarray, 
     support = harmonic_support(melody, chroma[plan].T, 25.0)
     voiced = pitch >= 0
     agree = float((chroma[plan].argmax(1) == chroma[truth].argmax(1))[voiced].mean()) if voiced.any() else 0.0
-    return {
+    scores = {
         "margin": support.margin,
         "chord_agree": agree,
         "changes_per_s": float((np.diff(plan) != 0).sum() / (frames / 25.0)),
+        "key_ok": float(
+            voiced.any() and estimate_key(melody.histogram()).compatible(estimate_key(chroma[plan].mean(axis=0)))
+        ),
     }
+    if onsets is not None:
+        scores["tempo_ok"] = float(tempo_agrees(plan_tempo(onsets[plan]), melody_tempo(melody)))
+    return scores
 
 
 def evaluate_plans(
@@ -74,17 +109,19 @@ def evaluate_plans(
     from models.cascade import Sampler, SamplingConfig
 
     sampling = sampling or SamplingConfig(top_k=50)
-    chroma = centroid_chroma(tokenizer_dir)
+    chroma, onsets = centroid_features(tokenizer_dir)
     items = cache.indices(split)[:songs]
     if len(items) < 2:
         raise ValueError(f"need at least two songs in split {split!r} (one's vocal is the other's control)")
     melodies = [cache.tokens(i, "vocals.melody")[0].astype(np.int64) for i in items]  # [K, F] -> [F]
     truths = [cache.tokens(i, "instrumental.semantic")[0].astype(np.int64) for i in items]
+    # Every vocal stream the stage reads (the melody, and the beat for featurisation MB), per song.
+    vocals = [{c.name: cache.tokens(i, c.name).astype(np.int64) for c in stage.config.conditions} for i in items]
 
-    def generate(melody: np.ndarray, frames: int, row_seed: int) -> np.ndarray:
-        condition = torch.from_numpy(melody)[None, None].to(stage.device)
+    def generate(vocal: dict[str, np.ndarray], frames: int, row_seed: int) -> np.ndarray:
+        conditions = {name: torch.from_numpy(tokens)[None].to(stage.device) for name, tokens in vocal.items()}
         sampler = Sampler(sampling, [row_seed], device=stage.device)
-        codes = stage.generate({"vocals.melody": condition}, frames, sampler, sampling.guidance_scale)
+        codes = stage.generate(conditions, frames, sampler, sampling.guidance_scale)
         return codes[0, 0].cpu().numpy()
 
     per_song = []
@@ -92,11 +129,11 @@ def evaluate_plans(
         other = (index + 1) % len(items)
         plans = {
             "truth": truth,
-            "generated": generate(melody, len(truth), seed + index),
-            "generated, other vocal": generate(melodies[other], len(truth), seed + index),
+            "generated": generate(vocals[index], len(truth), seed + index),
+            "generated, other vocal": generate(vocals[other], len(truth), seed + index),
             "other song": truths[other],
         }
-        per_song.append({row: plan_scores(melody, plan, truth, chroma) for row, plan in plans.items()})
+        per_song.append({row: plan_scores(melody, plan, truth, chroma, onsets) for row, plan in plans.items()})
     summary = {
         row: {key: float(np.mean([song[row][key] for song in per_song])) for key in per_song[0][row]}
         for row in PLAN_ROWS
@@ -105,12 +142,22 @@ def evaluate_plans(
 
 
 def format_plan_table(summary: dict[str, dict[str, float]]) -> str:
-    lines = ["| plan | margin | chord_agree | changes_per_s |", "|---|---|---|---|"]
+    columns = [
+        c for c in ("margin", "chord_agree", "changes_per_s", "key_ok", "tempo_ok") if c in next(iter(summary.values()))
+    ]
+    lines = ["| plan | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row, values in summary.items():
-        lines.append(
-            f"| {row} | {values['margin']:.3f} | {values['chord_agree']:.3f} | {values['changes_per_s']:.2f} |"
-        )
+        cells = [f"{values[c]:.2f}" if c == "changes_per_s" else f"{values[c]:.3f}" for c in columns]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-__all__ = ["PLAN_ROWS", "centroid_chroma", "evaluate_plans", "format_plan_table", "plan_scores"]
+__all__ = [
+    "PLAN_ROWS",
+    "centroid_chroma",
+    "centroid_features",
+    "evaluate_plans",
+    "format_plan_table",
+    "plan_scores",
+    "plan_tempo",
+]

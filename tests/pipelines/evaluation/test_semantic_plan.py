@@ -44,4 +44,19 @@ def test_unvoiced_melody_scores_nothing_and_the_table_prints():
     scores = plan_scores(silent, np.zeros(50, dtype=np.int64), np.zeros(50, dtype=np.int64), chroma)
     assert scores["margin"] == 0.0 and scores["chord_agree"] == 0.0
     table = format_plan_table({"truth": scores})
-    assert "| truth | 0.000 | 0.000 | 0.00 |" in table
+    assert "| truth | 0.000 | 0.000 | 0.00 | 0.000 |" in table
+
+
+def test_key_and_tempo_of_a_plan_against_the_vocal():
+    chroma = _triads()
+    melody = _melody([0, 4, 7, 5, 9, 0, 7, 11] * 6, frames_per_note=12)  # C major, a note a beat at 125 BPM
+    onsets = np.zeros(12)
+    onsets[7] = 1.0  # token 7 (G major) carries the onsets, token 0 (C major) holds
+    frames = len(melody)
+    on_beat = np.where(np.arange(frames) % 12 == 0, 7, 0)
+    off_tempo = np.where(np.arange(frames) % 17 == 0, 7, 0)  # 88 BPM: neither the tempo nor half/double it
+    in_key = plan_scores(melody, on_beat, on_beat, chroma, onsets)
+    assert in_key["key_ok"] == 1.0 and in_key["tempo_ok"] == 1.0
+    assert plan_scores(melody, off_tempo, on_beat, chroma, onsets)["tempo_ok"] == 0.0
+    assert plan_scores(melody, (on_beat + 6) % 12, on_beat, chroma, onsets)["key_ok"] == 0.0  # a tritone away
+    assert "tempo_ok" not in plan_scores(melody, on_beat, on_beat, chroma)
