@@ -4,7 +4,7 @@ Why a separate stream: the melodic bottleneck (`models/melody.py`) carries every
 *in* the condition, but a small model must infer it by comparing onsets seconds apart (a tempo is a
 periodicity over the whole clip). Measured on 20 held-out songs, the default model's semantic stage
 (2.4M parameters, 1.3k steps) produced harmony plans whose onset pattern agreed with the vocal's tempo on
-0.53 of songs against the true plans' 0.85, and the acoustic stage rendered exactly the plan's tempo
+0.50 of songs against the true plans' 0.85, and the acoustic stage rendered exactly the plan's tempo
 (0.83 from true plans, 0.50 from generated ones): the pulse was lost in the plan. Handing the model the
 pulse explicitly turns "infer a periodicity" into "put the drum onsets where the phase is 0", which is how
 rhythm-conditioned music generators (e.g. JASCO's beat conditioning, Tal et al., 2024) control tempo.
