@@ -65,7 +65,7 @@ init_semantic=() init_parallel=()
 [ -n "${INIT_PARALLEL:-}" ] && init_parallel=(--init-from "$INIT_PARALLEL")
 
 step "5. semantic stage: vocal melody + beat (MB) -> instrumental harmony tokens (masked, MaskGIT decoding)"
-# The beat stream (models/rhythm.py) carries the vocal's pulse: plans keep the tempo (0.80 vs 0.50 without it).
+# The beat stream (models/rhythm.py) carries the vocal's pulse: plans keep the tempo (0.85 vs 0.50 without it).
 $SINGSONG train cascade --stage semantic --pattern masked --iterations 16 --cache "$CACHE" \
   --out "$RUNS/stage_semantic_masked" --featurization MB --layers 4 --batch-size 16 --dropout 0.1 --lr 1e-3 \
   --warmup 200 --steps "${STEPS_SEMANTIC:-20000}" --device "$DEVICE" --threads "$THREADS" --no-progress \
