@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.inference.engine import GenerationOptions
+from pipelines.inference.engine import MAX_PLAN_CANDIDATES, GenerationOptions
 
 
 class JobStatus(StrEnum):
@@ -43,6 +43,9 @@ class JobOptions(BaseModel):
     top_k: int | None = Field(None, ge=0, le=100_000, description="unset: the model's recommended value")
     top_p: float | None = Field(None, ge=0.0, le=1.0, description="unset: the model's recommended value")
     guidance_scale: float | None = Field(None, ge=0.0, le=20.0, description="unset: the model's recommended value")
+    plan_candidates: int | None = Field(
+        None, ge=1, le=MAX_PLAN_CANDIDATES, description="harmony plans sampled per take, best kept; unset: the model's"
+    )
     takes: int = Field(1, ge=1, le=16, description="independent accompaniments (download with ?take=N)")
     format: Literal["wav", "flac", "mp3"] = Field("wav", description="format of the results")
 
@@ -54,6 +57,7 @@ class JobOptions(BaseModel):
             top_k=self.top_k,
             top_p=self.top_p,
             guidance_scale=self.guidance_scale,
+            plan_candidates=self.plan_candidates,
             takes=self.takes,
         )
 

@@ -16,7 +16,15 @@ pattern), `masked.py` (the parallel SoundStorm-style stage), `cascade.py` (the s
 """
 
 from models.cascade.base import StageModel, build_stage_model
-from models.cascade.cascade import Cascade, CascadeError, build_cascade, featurization_of, resolve_stage_dir
+from models.cascade.cascade import (
+    Cascade,
+    CascadeError,
+    PlanScorer,
+    build_cascade,
+    featurization_of,
+    generate_plan,
+    resolve_stage_dir,
+)
 from models.cascade.config import (
     CHECKPOINT_KIND,
     DEFAULT_WINDOWS,
@@ -42,6 +50,7 @@ __all__ = [
     "CascadeError",
     "KVCache",
     "MaskedStageLM",
+    "PlanScorer",
     "Sampler",
     "SamplingConfig",
     "StageConfig",
@@ -54,5 +63,6 @@ __all__ = [
     "build_stage_config",
     "build_stage_model",
     "featurization_of",
+    "generate_plan",
     "resolve_stage_dir",
 ]

@@ -37,7 +37,7 @@ from torch import Tensor
 from core.errors import SingsongError
 from models.cascade.base import StageModel
 from models.cascade.config import CHECKPOINT_KIND, FEATURIZATIONS, StreamInfo
-from models.cascade.sampling import Sampler, SamplingConfig
+from models.cascade.sampling import Sampler, SamplingConfig, row_seed
 from models.checkpoint import CONFIG_FILE, read_checkpoint_config
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 CASCADE_FILE = "cascade.json"
 CASCADE_FORMAT_VERSION = 1
 ProgressCallback = Callable[[float], None]
+#: Scores candidate harmony plans: (vocal conditions `{stream: [R, K, F]}`, plans `[R, 1, F_s]`) -> `[R]`,
+#: higher is better (see `generate`'s `plan_candidates`).
+PlanScorer = Callable[[Mapping[str, Tensor], Tensor], Tensor]
 #: Sub-stream of every take's seed per stage, so stages draw independent random numbers.
 _STAGE_STREAMS = {"semantic": 0, "coarse": 1, "fine": 2, "delay": 3, "parallel": 4}
 #: Acoustic back-ends whose one stage generates every codec level.
@@ -232,12 +235,20 @@ class Cascade:
         sampling: SamplingConfig,
         seeds: Sequence[int],
         progress: ProgressCallback | None = None,
+        *,
+        plan_candidates: int = 1,
+        plan_scorer: PlanScorer | None = None,
     ) -> Tensor:
         """Vocal condition streams `[B, K_s, F_s]` (each at its own rate) -> codec codes `[B, K, F]`
         (coarse levels first), `F = num_acoustic_frames`. Row b is sampled from `seeds[b]` alone, so takes
         are N rows with the same condition and different seeds. A condition should span the same audio as the
         output (`ceil(seconds * rate)` frames); a few frames more are cut, fewer repeat the last frame. Inputs
-        longer than a stage's training window are generated window by window (see `stage.py`)."""
+        longer than a stage's training window are generated window by window (see `stage.py`).
+
+        `plan_candidates` > 1 with a `plan_scorer`: the semantic stage samples that many plans per row (all in
+        one batch) and the acoustic stages render the best-scoring one - reranking, as a sampled LM's outputs
+        are often reranked by a cheap critic. Candidate 0 is the plan a single sample would give, so a row's
+        output changes only where another candidate scores strictly higher."""
         if num_acoustic_frames < 1:
             raise CascadeError("num_acoustic_frames must be at least 1")
         sampling.validate()
@@ -260,7 +271,16 @@ class Cascade:
             untrained = [n for n in ["semantic", *back_end] if n != "fine" and not self._trained_for_guidance(n)]
             if untrained:
                 log.warning("stages %s were trained without condition dropout: guidance will not help", untrained)
-        semantic = self.stages["semantic"].generate(vocal, semantic_frames, sampler("semantic"), scale, tracker)
+        semantic = generate_plan(
+            self.stages["semantic"],
+            vocal,
+            semantic_frames,
+            sampling,
+            seeds,
+            candidates=plan_candidates,
+            scorer=plan_scorer,
+            on_step=tracker,
+        )
         acoustic_conditions = {**vocal, "instrumental.semantic": semantic}
         if self.acoustic in SINGLE_STAGE_BACK_ENDS:
             codes = self.stages[self.acoustic].generate(
@@ -276,6 +296,37 @@ class Cascade:
             codes = torch.cat([coarse, fine], dim=1)
         tracker.finish()
         return codes
+
+
+def generate_plan(
+    stage: StageModel,
+    vocal: Mapping[str, Tensor],
+    frames: int,
+    sampling: SamplingConfig,
+    seeds: Sequence[int],
+    *,
+    candidates: int = 1,
+    scorer: PlanScorer | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> Tensor:
+    """A semantic stage's plans `[B, 1, F_s]` for vocal conditions `[B, K, F]`: one sample per row, or the
+    best-scoring of `candidates` (see `Cascade.generate`)."""
+    stream = _STAGE_STREAMS["semantic"]
+    if candidates < 1:
+        raise CascadeError("plan_candidates must be at least 1")
+    if candidates == 1 or scorer is None:
+        sampler = Sampler(sampling, seeds, stream=stream, device=stage.device)
+        return stage.generate(vocal, frames, sampler, sampling.guidance_scale, on_step)
+    # Candidate-major rows: [every row's candidate 0, every row's candidate 1, ...]; candidate 0 draws from the
+    # take's own seed, candidate c from a seed derived from it, so takes stay reproducible.
+    batch = len(seeds)
+    row_seeds = list(seeds) + [row_seed(s, 100 + c) for c in range(1, candidates) for s in seeds]
+    repeated = {name: tokens.repeat(candidates, 1, 1) for name, tokens in vocal.items()}
+    sampler = Sampler(sampling, row_seeds, stream=stream, device=stage.device)
+    plans = stage.generate(repeated, frames, sampler, sampling.guidance_scale, on_step)
+    scores = scorer(repeated, plans).reshape(candidates, batch)
+    best = scores.argmax(dim=0).to(plans.device)  # ties go to the earliest candidate
+    return plans.reshape(candidates, batch, *plans.shape[1:])[best, torch.arange(batch, device=plans.device)]
 
 
 def resolve_stage_dir(path: str | Path) -> Path:

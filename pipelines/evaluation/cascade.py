@@ -138,8 +138,10 @@ def _plans(args: argparse.Namespace) -> dict[str, Any]:
         songs=args.plans,
         sampling=sampling,
         seed=args.seed,
+        candidates=args.plan_candidates,
     )
-    print(f"harmony plans of {plans['songs']} {args.split} songs ({sampling}):")
+    best_of = f", best of {args.plan_candidates}" if args.plan_candidates > 1 else ""
+    print(f"harmony plans of {plans['songs']} {args.split} songs ({sampling}{best_of}):")
     print(format_plan_table(plans["summary"]))
     return plans
 
@@ -165,6 +167,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling of the plans")
     parser.add_argument("--top-k", type=int, default=50, help="sampling of the plans")
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the plans")
+    parser.add_argument("--plan-candidates", type=int, default=1, help="plans sampled per song, the critic's best kept")
     parser.set_defaults(handler=_run)
 
 

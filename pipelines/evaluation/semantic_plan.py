@@ -35,15 +35,21 @@ import numpy as np
 PLAN_ROWS = ("truth", "generated", "generated, other vocal", "other song")
 
 
-def centroid_features(tokenizer_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Every harmony token's centroid (un-standardised): pitch-class profile `[k, 12]`, onset strength `[k]`."""
-    from models.semantic.harmony import GROUPS
+def centroid_features(tokenizer: Path | Any) -> tuple[np.ndarray, np.ndarray]:
+    """Every harmony token's centroid (un-standardised): pitch-class profile `[k, 12]`, onset strength `[k]`.
+
+    `tokenizer`: a harmony tokenizer's directory, or the loaded `SemanticTokenizer`. Raises ValueError for
+    any other semantic tokenizer (its centroids are not chroma).
+    """
+    from models.semantic.harmony import GROUPS, HarmonyFeatureExtractor
     from models.semantic.tokenizer import load_semantic_tokenizer
 
-    tokenizer = load_semantic_tokenizer(tokenizer_dir)
-    raw = (tokenizer.centroids / tokenizer.weights * tokenizer.std + tokenizer.mean).numpy().astype(np.float64)
-    if raw.shape[1] != 28 or GROUPS != ("chroma", "bass", "onset", "energy"):
-        raise ValueError(f"{tokenizer_dir}: not a harmony tokenizer (12 chroma + 12 bass + 3 onset + 1 energy)")
+    if isinstance(tokenizer, str | Path):
+        tokenizer = load_semantic_tokenizer(tokenizer)
+    raw = (tokenizer.centroids / tokenizer.weights * tokenizer.std + tokenizer.mean).cpu().numpy().astype(np.float64)
+    extractor = getattr(tokenizer, "extractor", None)
+    if not isinstance(extractor, HarmonyFeatureExtractor) or raw.shape[1] != 28 or GROUPS[0] != "chroma":
+        raise ValueError("not a harmony tokenizer (12 chroma + 12 bass + 3 onset + 1 energy)")
     return raw[:, :12].clip(min=0), raw[:, 24:27].sum(axis=1)
 
 
@@ -61,6 +67,32 @@ def plan_tempo(onset_strength: np.ndarray, frame_rate: float = 25.0) -> float:
     return float(librosa.feature.tempo(onset_envelope=envelope, sr=frame_rate * hop, hop_length=hop)[0])
 
 
+def melody_of_tokens(melody_tokens: np.ndarray) -> Any:
+    """Melody tokens `[F]` (25 Hz) -> the fit report's `Melody` (pitch classes, note onsets)."""
+    from models.melody import NUM_PITCH_CLASSES
+    from pipelines.evaluation.fit import Melody
+
+    pitch = np.where(melody_tokens > 0, (melody_tokens - 1) % NUM_PITCH_CLASSES, -1).astype(np.int64)
+    return Melody(pitch, np.flatnonzero(melody_tokens > NUM_PITCH_CLASSES), 25.0)
+
+
+def plan_fit(melody_tokens: np.ndarray, plan: np.ndarray, chroma: np.ndarray) -> tuple[float, float]:
+    """How well a plan `[F]` fits melody tokens `[F]`: (harmonic support margin, key correlation).
+
+    The key correlation is that of the plan's mean chroma with the profile of the vocal's key (0 for an
+    unvoiced vocal): a continuous version of `key_ok`, so a critic can prefer the better of two plans.
+    """
+    from pipelines.evaluation.fit import estimate_key, harmonic_support, profile_correlation
+
+    frames = min(len(melody_tokens), len(plan))
+    melody = melody_of_tokens(melody_tokens[:frames])
+    profile = chroma[plan[:frames]]
+    margin = harmonic_support(melody, profile.T, 25.0).margin
+    voiced = melody.histogram()
+    key_corr = profile_correlation(profile.mean(axis=0), estimate_key(voiced)) if voiced.any() else 0.0
+    return margin, key_corr
+
+
 def plan_scores(
     melody_tokens: np.ndarray,
     plan: np.ndarray,
@@ -70,15 +102,13 @@ def plan_scores(
 ) -> dict:
     """Scores of one plan `[F]` (harmony tokens) for melody tokens `[F]` (25 Hz, same frames); `onsets [k]`
     (each token's onset strength, `centroid_features`) adds `tempo_ok`."""
-    from models.melody import NUM_PITCH_CLASSES
-    from pipelines.evaluation.fit import Melody, estimate_key, harmonic_support, melody_tempo, tempo_agrees
+    from pipelines.evaluation.fit import estimate_key, harmonic_support, melody_tempo, tempo_agrees
 
     frames = min(len(melody_tokens), len(plan), len(truth))
     melody_tokens, plan, truth = melody_tokens[:frames], plan[:frames], truth[:frames]
-    pitch = np.where(melody_tokens > 0, (melody_tokens - 1) % NUM_PITCH_CLASSES, -1).astype(np.int64)
-    melody = Melody(pitch, np.flatnonzero(melody_tokens > NUM_PITCH_CLASSES), 25.0)
+    melody = melody_of_tokens(melody_tokens)
     support = harmonic_support(melody, chroma[plan].T, 25.0)
-    voiced = pitch >= 0
+    voiced = melody.pitch_classes >= 0
     agree = float((chroma[plan].argmax(1) == chroma[truth].argmax(1))[voiced].mean()) if voiced.any() else 0.0
     scores = {
         "margin": support.margin,
@@ -102,14 +132,20 @@ def evaluate_plans(
     songs: int = 20,
     sampling: Any = None,
     seed: int = 0,
+    candidates: int = 1,
 ) -> dict[str, Any]:
-    """Generate a plan per song of `split` (module docstring) -> `{"summary": row -> means, "songs": ...}`."""
+    """Generate a plan per song of `split` (module docstring) -> `{"summary": row -> means, "songs": ...}`.
+
+    `candidates` > 1: each generated plan is the best of that many by the engine's plan critic
+    (`pipelines/inference/plan_selection.py`), as `singsong accompany --plan-candidates` renders it."""
     import torch
 
-    from models.cascade import Sampler, SamplingConfig
+    from models.cascade import SamplingConfig, generate_plan
+    from pipelines.inference.plan_selection import HarmonyPlanCritic
 
     sampling = sampling or SamplingConfig(top_k=50)
     chroma, onsets = centroid_features(tokenizer_dir)
+    critic = HarmonyPlanCritic(chroma)
     items = cache.indices(split)[:songs]
     if len(items) < 2:
         raise ValueError(f"need at least two songs in split {split!r} (one's vocal is the other's control)")
@@ -120,8 +156,7 @@ def evaluate_plans(
 
     def generate(vocal: dict[str, np.ndarray], frames: int, row_seed: int) -> np.ndarray:
         conditions = {name: torch.from_numpy(tokens)[None].to(stage.device) for name, tokens in vocal.items()}
-        sampler = Sampler(sampling, [row_seed], device=stage.device)
-        codes = stage.generate(conditions, frames, sampler, sampling.guidance_scale)
+        codes = generate_plan(stage, conditions, frames, sampling, [row_seed], candidates=candidates, scorer=critic)
         return codes[0, 0].cpu().numpy()
 
     per_song = []
@@ -158,6 +193,8 @@ __all__ = [
     "centroid_features",
     "evaluate_plans",
     "format_plan_table",
+    "melody_of_tokens",
+    "plan_fit",
     "plan_scores",
     "plan_tempo",
 ]

@@ -12,17 +12,20 @@ Steps for a batch (SingSong, Donahue et al. 2023, Fig. 1):
    semantic + coarse acoustic, `M` melodic bottleneck). Vocals of different lengths are zero-padded to the
    longest (silence is in-distribution: rests) and the outputs cropped back.
 2. **Generate** instrumental codec codes with the cascade — one batched call per distinct sampling setting,
-   with every take as a batch row and its own seed.
+   with every take as a batch row and its own seed; with `plan_candidates` N > 1 the semantic stage samples N
+   harmony plans per take and the best-fitting one is rendered (`plan_selection.py`).
 3. **Decode** with the codec, resample to the vocal's sample rate, match its channels and exact length.
 4. **Mix**: loudness balance + look-ahead limiter (`pipelines.inference.mixing`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +45,11 @@ from pipelines.inference.engine import (
 )
 from pipelines.inference.mixing import MixSettings, mix
 from pipelines.inference.model_dir import ModelDirectoryError, check_compatibility, read_manifest
+from pipelines.inference.plan_selection import HarmonyPlanCritic
 from pipelines.tokens.featurize import Featurizer, encode
 from pipelines.tokens.streams import StreamName
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -98,6 +104,8 @@ class Accompanist(AccompanimentEngine):
         self.device = device
         self.generation_threads = generation_threads
         self.recommended_sampling: dict[str, float] = {}  # the model directory's `sampling` (from_pretrained)
+        # Scores sampled harmony plans for `plan_candidates` > 1; None when the semantic tokens are not harmony ones.
+        self.plan_critic = HarmonyPlanCritic.for_tokenizer(semantic) if semantic is not None else None
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None, *, device: str = "cpu") -> Accompanist:
@@ -176,10 +184,10 @@ class Accompanist(AccompanimentEngine):
         groups: dict[tuple, list[int]] = defaultdict(list)
         for r, (i, _, _) in enumerate(rows):
             o = options[i]
-            groups[(o.temperature, o.top_k, o.top_p, o.guidance_scale)].append(r)
+            groups[(o.temperature, o.top_k, o.top_p, o.guidance_scale, o.plan_candidates)].append(r)
         results: list[list[Take]] = [[] for _ in vocals]
         done_rows = 0
-        for (temperature, top_k, top_p, guidance), members in groups.items():
+        for (temperature, top_k, top_p, guidance, candidates), members in groups.items():
             row_vocals = [vocals[rows[r][0]] for r in members]
             row_seeds = [rows[r][2] for r in members]
             conditions = self.featurize(row_vocals, row_seeds)
@@ -198,6 +206,7 @@ class Accompanist(AccompanimentEngine):
                     sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance),
                     seeds=row_seeds,
                     progress=group_progress,
+                    **self._plan_selection(candidates),
                 )
             with torch.inference_mode():
                 audio = self.codec.decode(codes.to(self.device)).float().cpu().numpy()  # [R, C_codec, T]
@@ -210,6 +219,15 @@ class Accompanist(AccompanimentEngine):
         if progress is not None:
             progress(1.0)
         return with_melody_checks(vocals, results, self.melody)  # on the clean vocal, not the noisy condition
+
+    def _plan_selection(self, candidates: int | None) -> dict[str, Any]:
+        """`Cascade.generate`'s plan arguments: best of `candidates` plans when the model has a plan critic."""
+        if not candidates or candidates <= 1:
+            return {}
+        if self.plan_critic is None:
+            log.warning("plan_candidates=%d ignored: this model's semantic tokens are not harmony tokens", candidates)
+            return {}
+        return {"plan_candidates": candidates, "plan_scorer": self.plan_critic}
 
     def _finish(self, vocal: Audio, generated: np.ndarray, take: int, seed: int) -> Take:
         """Codec output `[C, T]` -> accompaniment and mix at the vocal's rate, channels and length."""

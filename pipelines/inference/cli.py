@@ -42,6 +42,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument(
         "--guidance-scale", type=float, default=None, help="classifier-free guidance (1 = off); default: the model's"
     )
+    parser.add_argument(
+        "--plan-candidates",
+        type=int,
+        default=None,
+        help="harmony plans sampled per take, the best-fitting one rendered (1 = plain sampling); default: the model's",
+    )
     parser.add_argument("--takes", type=int, default=1, help="independent accompaniments; files get a -takeN suffix")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.set_defaults(handler=_accompany)
@@ -76,6 +82,7 @@ def _accompany(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         top_p=args.top_p,
         guidance_scale=args.guidance_scale,
+        plan_candidates=args.plan_candidates,
         takes=args.takes,
     )
     try:

@@ -35,7 +35,14 @@ ProgressCallback = Callable[[float], None]
 
 
 #: Sampling settings of a request that leaves them unset and a model that recommends none.
-DEFAULT_SAMPLING: dict[str, float] = {"temperature": 1.0, "top_k": 250, "top_p": 0.0, "guidance_scale": 1.0}
+DEFAULT_SAMPLING: dict[str, float] = {
+    "temperature": 1.0,
+    "top_k": 250,
+    "top_p": 0.0,
+    "guidance_scale": 1.0,
+    "plan_candidates": 1,
+}
+MAX_PLAN_CANDIDATES = 8
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class GenerationOptions:
     top_k: int | None = None  # 0: no top-k filtering; 250 as MusicGen samples codec tokens
     top_p: float | None = None  # 0: no nucleus filtering
     guidance_scale: float | None = None  # classifier-free guidance; 1 = conditional model only
+    plan_candidates: int | None = None  # harmony plans sampled per take, the best kept (plan_selection.py)
     takes: int = 1  # independent accompaniments for the same vocal
 
     def with_defaults(self, recommended: Mapping[str, float] | None = None) -> GenerationOptions:
@@ -59,6 +67,7 @@ class GenerationOptions:
         chosen = {**DEFAULT_SAMPLING, **(recommended or {})}
         values = {name: chosen[name] if getattr(self, name) is None else getattr(self, name) for name in chosen}
         values["top_k"] = int(values["top_k"])
+        values["plan_candidates"] = int(values["plan_candidates"])
         return replace(self, **values)
 
     def validate(self) -> None:
@@ -70,6 +79,8 @@ class GenerationOptions:
             raise ValueError(f"top_p must be in [0, 1], got {self.top_p}")
         if self.guidance_scale is not None and not 0.0 <= self.guidance_scale <= 20.0:
             raise ValueError(f"guidance_scale must be in [0, 20], got {self.guidance_scale}")
+        if self.plan_candidates is not None and not 1 <= self.plan_candidates <= MAX_PLAN_CANDIDATES:
+            raise ValueError(f"plan_candidates must be between 1 and {MAX_PLAN_CANDIDATES}, got {self.plan_candidates}")
         if not 1 <= self.takes <= 16:
             raise ValueError(f"takes must be between 1 and 16, got {self.takes}")
 

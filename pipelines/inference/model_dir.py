@@ -67,9 +67,10 @@ def read_manifest(directory: str | Path) -> ModelManifest:
     if "featurization" not in fields:
         raise ModelDirectoryError(f"{path}: manifest lacks 'featurization'")
     manifest = ModelManifest(**fields)
-    unknown = set(manifest.sampling) - {"temperature", "top_k", "top_p", "guidance_scale"}
-    if not isinstance(manifest.sampling, dict) or unknown:
-        raise ModelDirectoryError(f"{path}: 'sampling' may only set temperature, top_k, top_p, guidance_scale")
+    from pipelines.inference.engine import DEFAULT_SAMPLING
+
+    if not isinstance(manifest.sampling, dict) or set(manifest.sampling) - set(DEFAULT_SAMPLING):
+        raise ModelDirectoryError(f"{path}: 'sampling' may only set {', '.join(DEFAULT_SAMPLING)}")
     for part in (manifest.codec, manifest.cascade, manifest.semantic):
         if part is not None and not (directory / part).is_dir():
             raise ModelDirectoryError(f"{directory}: part '{part}/' named in {MANIFEST} is missing")

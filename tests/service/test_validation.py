@@ -116,6 +116,7 @@ def test_empty_file_is_422(api, api_key):
     [
         ({"temperature": "0"}, "temperature"),
         ({"takes": "99"}, "takes"),
+        ({"plan_candidates": "9"}, "plan_candidates"),
         ({"format": "ogg"}, "format"),
         ({"seed": "-1"}, "seed"),
         ({"colour": "blue"}, "colour"),

@@ -118,3 +118,34 @@ def test_inconsistent_stages_and_bad_conditions_are_refused():
         cascade.generate(_vocal(2, 0.4), 10, SamplingConfig(), [0])  # two rows, one seed
     with pytest.raises(CascadeError, match="lie in"):
         cascade.generate({"vocals.semantic": torch.full((1, 1, 5), 8)}, 10, SamplingConfig(), [0])
+
+
+def test_plan_candidates_render_the_plan_the_scorer_prefers(monkeypatch):
+    """Best-of-N plans: candidate 0 is the single-sample plan; the acoustic stage gets each row's best."""
+    cascade, vocal, sampling = _cascade("delay"), _vocal(2, 0.6), SamplingConfig(top_k=8)
+    single = cascade.generate(vocal, 30, sampling, [5, 6])
+    seen: dict[str, torch.Tensor] = {}
+
+    def scorer(conditions, plans):  # prefer the last candidate of every row
+        seen["plans"], seen["vocal"] = plans, conditions["vocals.semantic"]
+        return torch.arange(len(plans), dtype=torch.float64)
+
+    rendered = cascade.stages["delay"].generate
+
+    def spy(conditions, *args, **kwargs):
+        seen["rendered"] = conditions["instrumental.semantic"]
+        return rendered(conditions, *args, **kwargs)
+
+    monkeypatch.setattr(cascade.stages["delay"], "generate", spy)
+    ties = cascade.generate(
+        vocal, 30, sampling, [5, 6], plan_candidates=3, plan_scorer=lambda c, p: torch.zeros(len(p))
+    )
+    assert torch.equal(ties, single)  # all tied: candidate 0, the plan a single sample gives
+    best = cascade.generate(vocal, 30, sampling, [5, 6], plan_candidates=3, plan_scorer=scorer)
+    plans = seen["plans"]
+    assert plans.shape[0] == 6 and torch.equal(seen["vocal"], vocal["vocals.semantic"].repeat(3, 1, 1))
+    assert not torch.equal(plans[:2], plans[4:])  # candidates differ
+    assert torch.equal(seen["rendered"], plans[4:])  # rows 4, 5 = candidate 2 of rows 0, 1
+    assert not torch.equal(best, single)
+    with pytest.raises(CascadeError, match="at least 1"):
+        cascade.generate(vocal, 30, sampling, [5, 6], plan_candidates=0, plan_scorer=scorer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.evaluation.semantic_plan import format_plan_table, plan_scores
+from pipelines.evaluation.semantic_plan import format_plan_table, plan_fit, plan_scores
 
 
 def _triads() -> np.ndarray:
@@ -60,3 +60,16 @@ def test_key_and_tempo_of_a_plan_against_the_vocal():
     assert plan_scores(melody, off_tempo, on_beat, chroma, onsets)["tempo_ok"] == 0.0
     assert plan_scores(melody, (on_beat + 6) % 12, on_beat, chroma, onsets)["key_ok"] == 0.0  # a tritone away
     assert "tempo_ok" not in plan_scores(melody, on_beat, on_beat, chroma)
+
+
+def test_plan_fit_is_the_margin_plus_a_graded_key_agreement():
+    chroma = _triads()
+    melody = _melody([0, 4, 7, 0, 5, 9, 0, 5])
+    right = np.array([0] * 40 + [5] * 40)
+    margin, key_corr = plan_fit(melody, right, chroma)
+    assert margin == pytest.approx(plan_scores(melody, right, right, chroma)["margin"])
+    tritone_margin, tritone_key = plan_fit(melody, (right + 6) % 12, chroma)
+    near_margin, near_key = plan_fit(melody, (right + 7) % 12, chroma)  # the dominant: a neighbouring key
+    assert key_corr > near_key > tritone_key and key_corr > 0.5
+    assert margin > near_margin and margin > tritone_margin
+    assert plan_fit(np.zeros(80, dtype=np.int64), right, chroma) == (0.0, 0.0)
