@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.inference.engine import MAX_PLAN_CANDIDATES, GenerationOptions
+from pipelines.inference.engine import MAX_KEY_STRENGTH, MAX_PLAN_CANDIDATES, GenerationOptions
 
 
 class JobStatus(StrEnum):
@@ -46,6 +46,9 @@ class JobOptions(BaseModel):
     plan_candidates: int | None = Field(
         None, ge=1, le=MAX_PLAN_CANDIDATES, description="harmony plans sampled per take, best kept; unset: the model's"
     )
+    key_strength: float | None = Field(
+        None, ge=0.0, le=MAX_KEY_STRENGTH, description="pull of the vocal's key on the harmony plan; unset: the model's"
+    )
     takes: int = Field(1, ge=1, le=16, description="independent accompaniments (download with ?take=N)")
     format: Literal["wav", "flac", "mp3"] = Field("wav", description="format of the results")
 
@@ -58,6 +61,7 @@ class JobOptions(BaseModel):
             top_p=self.top_p,
             guidance_scale=self.guidance_scale,
             plan_candidates=self.plan_candidates,
+            key_strength=self.key_strength,
             takes=self.takes,
         )
 

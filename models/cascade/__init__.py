@@ -19,6 +19,7 @@ from models.cascade.base import StageModel, build_stage_model
 from models.cascade.cascade import (
     Cascade,
     CascadeError,
+    PlanPrior,
     PlanScorer,
     build_cascade,
     featurization_of,
@@ -50,6 +51,7 @@ __all__ = [
     "CascadeError",
     "KVCache",
     "MaskedStageLM",
+    "PlanPrior",
     "PlanScorer",
     "Sampler",
     "SamplingConfig",

@@ -48,6 +48,9 @@ ProgressCallback = Callable[[float], None]
 #: Scores candidate harmony plans: (vocal conditions `{stream: [R, K, F]}`, plans `[R, 1, F_s]`) -> `[R]`,
 #: higher is better (see `generate`'s `plan_candidates`).
 PlanScorer = Callable[[Mapping[str, Tensor], Tensor], Tensor]
+#: A prior over plan tokens: (vocal conditions `{stream: [R, K, F]}`) -> logit bias `[R, V]` added at every
+#: decoding step of the semantic stage (see `generate`'s `plan_prior`).
+PlanPrior = Callable[[Mapping[str, Tensor]], Tensor]
 #: Sub-stream of every take's seed per stage, so stages draw independent random numbers.
 _STAGE_STREAMS = {"semantic": 0, "coarse": 1, "fine": 2, "delay": 3, "parallel": 4}
 #: Acoustic back-ends whose one stage generates every codec level.
@@ -238,6 +241,7 @@ class Cascade:
         *,
         plan_candidates: int = 1,
         plan_scorer: PlanScorer | None = None,
+        plan_prior: PlanPrior | None = None,
     ) -> Tensor:
         """Vocal condition streams `[B, K_s, F_s]` (each at its own rate) -> codec codes `[B, K, F]`
         (coarse levels first), `F = num_acoustic_frames`. Row b is sampled from `seeds[b]` alone, so takes
@@ -248,7 +252,10 @@ class Cascade:
         `plan_candidates` > 1 with a `plan_scorer`: the semantic stage samples that many plans per row (all in
         one batch) and the acoustic stages render the best-scoring one - reranking, as a sampled LM's outputs
         are often reranked by a cheap critic. Candidate 0 is the plan a single sample would give, so a row's
-        output changes only where another candidate scores strictly higher."""
+        output changes only where another candidate scores strictly higher.
+
+        `plan_prior`: a per-row logit bias on the semantic stage's tokens (e.g. towards the vocal's key), added
+        at every decoding step; the acoustic stages are untouched."""
         if num_acoustic_frames < 1:
             raise CascadeError("num_acoustic_frames must be at least 1")
         sampling.validate()
@@ -279,6 +286,7 @@ class Cascade:
             seeds,
             candidates=plan_candidates,
             scorer=plan_scorer,
+            prior=plan_prior,
             on_step=tracker,
         )
         acoustic_conditions = {**vocal, "instrumental.semantic": semantic}
@@ -307,22 +315,25 @@ def generate_plan(
     *,
     candidates: int = 1,
     scorer: PlanScorer | None = None,
+    prior: PlanPrior | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> Tensor:
     """A semantic stage's plans `[B, 1, F_s]` for vocal conditions `[B, K, F]`: one sample per row, or the
-    best-scoring of `candidates` (see `Cascade.generate`)."""
+    best-scoring of `candidates`; `prior` biases every row's tokens (see `Cascade.generate`)."""
     stream = _STAGE_STREAMS["semantic"]
     if candidates < 1:
         raise CascadeError("plan_candidates must be at least 1")
     if candidates == 1 or scorer is None:
-        sampler = Sampler(sampling, seeds, stream=stream, device=stage.device)
+        bias = prior(vocal) if prior is not None else None
+        sampler = Sampler(sampling, seeds, stream=stream, device=stage.device, logit_bias=bias)
         return stage.generate(vocal, frames, sampler, sampling.guidance_scale, on_step)
     # Candidate-major rows: [every row's candidate 0, every row's candidate 1, ...]; candidate 0 draws from the
     # take's own seed, candidate c from a seed derived from it, so takes stay reproducible.
     batch = len(seeds)
     row_seeds = list(seeds) + [row_seed(s, 100 + c) for c in range(1, candidates) for s in seeds]
     repeated = {name: tokens.repeat(candidates, 1, 1) for name, tokens in vocal.items()}
-    sampler = Sampler(sampling, row_seeds, stream=stream, device=stage.device)
+    bias = prior(repeated) if prior is not None else None
+    sampler = Sampler(sampling, row_seeds, stream=stream, device=stage.device, logit_bias=bias)
     plans = stage.generate(repeated, frames, sampler, sampling.guidance_scale, on_step)
     scores = scorer(repeated, plans).reshape(candidates, batch)
     best = scores.argmax(dim=0).to(plans.device)  # ties go to the earliest candidate

@@ -220,7 +220,7 @@ class MaskedStageLM(StageModel):
             if step == passes - 1:
                 new = torch.where(masked, sampled, new)
             else:
-                log_probs = torch.log_softmax(filter_logits(logits, sampler.config), dim=-1)
+                log_probs = torch.log_softmax(filter_logits(sampler.biased(logits), sampler.config), dim=-1)
                 confidence = log_probs.gather(-1, sampled[..., None])[..., 0]
                 confidence = confidence + CHOICE_TEMPERATURE * (1 - (step + 1) / passes) * noise
                 confidence = confidence.masked_fill(~masked, float("inf"))  # decided frames stay decided

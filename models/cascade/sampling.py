@@ -23,6 +23,11 @@ then the same rows with null conditions), both halves run in one forward, and
 
 scale 1 is the plain conditional model; larger values follow the vocal more closely at some cost in
 diversity. Filtering then applies to the guided logits: temperature first, then top-k, then top-p.
+
+**Logit bias.** A sampler may carry a per-row bias `[B, V]` added to every step's (guided) logits before
+filtering: a prior from outside the model, e.g. the key of the vocal steering a harmony plan towards tokens in
+that key (`pipelines/inference/plan_selection.py`), as a product of experts (Hinton, 2002) of the model and
+a fixed per-row preference.
 """
 
 from __future__ import annotations
@@ -108,10 +113,15 @@ class Sampler:
         *,
         stream: int = 0,
         device: torch.device | str = "cpu",
+        logit_bias: Tensor | None = None,
     ) -> None:
+        """`logit_bias [B, V]` (optional): added to row b's logits at every step (see the module docstring)."""
         config.validate()
+        if logit_bias is not None and (logit_bias.ndim != 2 or logit_bias.shape[0] != len(seeds)):
+            raise ValueError(f"logit_bias must be [{len(seeds)}, V], got {tuple(logit_bias.shape)}")
         self.config = config
         self.device = torch.device(device)
+        self.logit_bias = None if logit_bias is None else logit_bias.to(self.device, torch.float32)
         self.generators = []
         for seed in seeds:
             generator = torch.Generator(device=self.device)
@@ -129,10 +139,19 @@ class Sampler:
             row.uniform_(generator=generator)
         return out
 
+    def biased(self, logits: Tensor) -> Tensor:
+        """`logits [B, N, V]` plus this sampler's per-row logit bias (unchanged without one)."""
+        if self.logit_bias is None:
+            return logits
+        if logits.shape[-1] != self.logit_bias.shape[-1]:
+            raise ValueError(f"logit_bias has {self.logit_bias.shape[-1]} entries, logits {logits.shape[-1]}")
+        return logits.float() + self.logit_bias[:, None, :]
+
     def sample(self, logits: Tensor) -> Tensor:
         """`logits [B, N, V]` -> tokens `[B, N]`, N draws of V noise values from each row's generator."""
         if logits.shape[0] != self.batch_size:
             raise ValueError(f"logits for {logits.shape[0]} rows, sampler has {self.batch_size} generators")
+        logits = self.biased(logits)
         noise = self.uniforms(*logits.shape[1:])  # drawn even when greedy: keeps the streams aligned
         if self.config.temperature <= 0:
             return logits.argmax(dim=-1)

@@ -139,8 +139,10 @@ def _plans(args: argparse.Namespace) -> dict[str, Any]:
         sampling=sampling,
         seed=args.seed,
         candidates=args.plan_candidates,
+        key_strength=args.key_strength,
     )
     best_of = f", best of {args.plan_candidates}" if args.plan_candidates > 1 else ""
+    best_of += f", key prior {args.key_strength:g}" if args.key_strength > 0 else ""
     print(f"harmony plans of {plans['songs']} {args.split} songs ({sampling}{best_of}):")
     print(format_plan_table(plans["summary"]))
     return plans
@@ -168,6 +170,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--top-k", type=int, default=50, help="sampling of the plans")
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the plans")
     parser.add_argument("--plan-candidates", type=int, default=1, help="plans sampled per song, the critic's best kept")
+    parser.add_argument("--key-strength", type=float, default=0.0, help="key prior on the plans (0 = off)")
     parser.set_defaults(handler=_run)
 
 

@@ -133,19 +133,22 @@ def evaluate_plans(
     sampling: Any = None,
     seed: int = 0,
     candidates: int = 1,
+    key_strength: float = 0.0,
 ) -> dict[str, Any]:
     """Generate a plan per song of `split` (module docstring) -> `{"summary": row -> means, "songs": ...}`.
 
     `candidates` > 1: each generated plan is the best of that many by the engine's plan critic
-    (`pipelines/inference/plan_selection.py`), as `singsong accompany --plan-candidates` renders it."""
+    (`pipelines/inference/plan_selection.py`), as `singsong accompany --plan-candidates` renders it;
+    `key_strength` > 0 samples every plan under the vocal's key prior (`accompany --key-strength`)."""
     import torch
 
     from models.cascade import SamplingConfig, generate_plan
-    from pipelines.inference.plan_selection import HarmonyPlanCritic
+    from pipelines.inference.plan_selection import HarmonyPlanCritic, KeyPrior
 
     sampling = sampling or SamplingConfig(top_k=50)
     chroma, onsets = centroid_features(tokenizer_dir)
     critic = HarmonyPlanCritic(chroma)
+    prior = KeyPrior(chroma, key_strength) if key_strength > 0 else None
     items = cache.indices(split)[:songs]
     if len(items) < 2:
         raise ValueError(f"need at least two songs in split {split!r} (one's vocal is the other's control)")
@@ -156,7 +159,9 @@ def evaluate_plans(
 
     def generate(vocal: dict[str, np.ndarray], frames: int, row_seed: int) -> np.ndarray:
         conditions = {name: torch.from_numpy(tokens)[None].to(stage.device) for name, tokens in vocal.items()}
-        codes = generate_plan(stage, conditions, frames, sampling, [row_seed], candidates=candidates, scorer=critic)
+        codes = generate_plan(
+            stage, conditions, frames, sampling, [row_seed], candidates=candidates, scorer=critic, prior=prior
+        )
         return codes[0, 0].cpu().numpy()
 
     per_song = []

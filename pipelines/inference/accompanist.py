@@ -45,7 +45,7 @@ from pipelines.inference.engine import (
 )
 from pipelines.inference.mixing import MixSettings, mix
 from pipelines.inference.model_dir import ModelDirectoryError, check_compatibility, read_manifest
-from pipelines.inference.plan_selection import HarmonyPlanCritic
+from pipelines.inference.plan_selection import HarmonyPlanCritic, KeyPrior
 from pipelines.tokens.featurize import Featurizer, encode
 from pipelines.tokens.streams import StreamName
 
@@ -106,6 +106,7 @@ class Accompanist(AccompanimentEngine):
         self.recommended_sampling: dict[str, float] = {}  # the model directory's `sampling` (from_pretrained)
         # Scores sampled harmony plans for `plan_candidates` > 1; None when the semantic tokens are not harmony ones.
         self.plan_critic = HarmonyPlanCritic.for_tokenizer(semantic) if semantic is not None else None
+        self._key_priors: dict[float, KeyPrior] = {}  # by strength, built on first use (same tokens' chroma)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None, *, device: str = "cpu") -> Accompanist:
@@ -184,10 +185,10 @@ class Accompanist(AccompanimentEngine):
         groups: dict[tuple, list[int]] = defaultdict(list)
         for r, (i, _, _) in enumerate(rows):
             o = options[i]
-            groups[(o.temperature, o.top_k, o.top_p, o.guidance_scale, o.plan_candidates)].append(r)
+            groups[(o.temperature, o.top_k, o.top_p, o.guidance_scale, o.plan_candidates, o.key_strength)].append(r)
         results: list[list[Take]] = [[] for _ in vocals]
         done_rows = 0
-        for (temperature, top_k, top_p, guidance, candidates), members in groups.items():
+        for (temperature, top_k, top_p, guidance, candidates, key_strength), members in groups.items():
             row_vocals = [vocals[rows[r][0]] for r in members]
             row_seeds = [rows[r][2] for r in members]
             conditions = self.featurize(row_vocals, row_seeds)
@@ -206,7 +207,7 @@ class Accompanist(AccompanimentEngine):
                     sampling=SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, guidance_scale=guidance),
                     seeds=row_seeds,
                     progress=group_progress,
-                    **self._plan_selection(candidates),
+                    **self._plan_selection(candidates, key_strength),
                 )
             with torch.inference_mode():
                 audio = self.codec.decode(codes.to(self.device)).float().cpu().numpy()  # [R, C_codec, T]
@@ -220,14 +221,27 @@ class Accompanist(AccompanimentEngine):
             progress(1.0)
         return with_melody_checks(vocals, results, self.melody)  # on the clean vocal, not the noisy condition
 
-    def _plan_selection(self, candidates: int | None) -> dict[str, Any]:
-        """`Cascade.generate`'s plan arguments: best of `candidates` plans when the model has a plan critic."""
-        if not candidates or candidates <= 1:
+    def _plan_selection(self, candidates: int | None, key_strength: float | None) -> dict[str, Any]:
+        """`Cascade.generate`'s plan arguments: the vocal's key as a prior on the plan (`key_strength` > 0)
+        and the best of `candidates` plans, when the model's plans are harmony tokens (else both are ignored)."""
+        wanted = (candidates or 1) > 1 or (key_strength or 0.0) > 0
+        if not wanted:
             return {}
         if self.plan_critic is None:
-            log.warning("plan_candidates=%d ignored: this model's semantic tokens are not harmony tokens", candidates)
+            log.warning(
+                "plan_candidates=%s / key_strength=%s ignored: this model's semantic tokens are not harmony tokens",
+                candidates,
+                key_strength,
+            )
             return {}
-        return {"plan_candidates": candidates, "plan_scorer": self.plan_critic}
+        arguments: dict[str, Any] = {}
+        if candidates and candidates > 1:
+            arguments.update(plan_candidates=candidates, plan_scorer=self.plan_critic)
+        if key_strength and key_strength > 0:
+            if key_strength not in self._key_priors:
+                self._key_priors[key_strength] = KeyPrior(self.plan_critic.chroma, key_strength)
+            arguments["plan_prior"] = self._key_priors[key_strength]
+        return arguments
 
     def _finish(self, vocal: Audio, generated: np.ndarray, take: int, seed: int) -> Take:
         """Codec output `[C, T]` -> accompaniment and mix at the vocal's rate, channels and length."""

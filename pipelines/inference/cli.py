@@ -48,6 +48,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         default=None,
         help="harmony plans sampled per take, the best-fitting one rendered (1 = plain sampling); default: the model's",
     )
+    parser.add_argument(
+        "--key-strength",
+        type=float,
+        default=None,
+        help="pull of the vocal's estimated key on the harmony plan (0 = off); default: the model's",
+    )
     parser.add_argument("--takes", type=int, default=1, help="independent accompaniments; files get a -takeN suffix")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.set_defaults(handler=_accompany)
@@ -83,6 +89,7 @@ def _accompany(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         guidance_scale=args.guidance_scale,
         plan_candidates=args.plan_candidates,
+        key_strength=args.key_strength,
         takes=args.takes,
     )
     try:

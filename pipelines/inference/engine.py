@@ -41,8 +41,10 @@ DEFAULT_SAMPLING: dict[str, float] = {
     "top_p": 0.0,
     "guidance_scale": 1.0,
     "plan_candidates": 1,
+    "key_strength": 0.0,
 }
 MAX_PLAN_CANDIDATES = 8
+MAX_KEY_STRENGTH = 50.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class GenerationOptions:
     top_p: float | None = None  # 0: no nucleus filtering
     guidance_scale: float | None = None  # classifier-free guidance; 1 = conditional model only
     plan_candidates: int | None = None  # harmony plans sampled per take, the best kept (plan_selection.py)
+    key_strength: float | None = None  # pull of the vocal's key on the harmony plan; 0 = off (plan_selection.py)
     takes: int = 1  # independent accompaniments for the same vocal
 
     def with_defaults(self, recommended: Mapping[str, float] | None = None) -> GenerationOptions:
@@ -68,6 +71,7 @@ class GenerationOptions:
         values = {name: chosen[name] if getattr(self, name) is None else getattr(self, name) for name in chosen}
         values["top_k"] = int(values["top_k"])
         values["plan_candidates"] = int(values["plan_candidates"])
+        values["key_strength"] = float(values["key_strength"])
         return replace(self, **values)
 
     def validate(self) -> None:
@@ -81,6 +85,8 @@ class GenerationOptions:
             raise ValueError(f"guidance_scale must be in [0, 20], got {self.guidance_scale}")
         if self.plan_candidates is not None and not 1 <= self.plan_candidates <= MAX_PLAN_CANDIDATES:
             raise ValueError(f"plan_candidates must be between 1 and {MAX_PLAN_CANDIDATES}, got {self.plan_candidates}")
+        if self.key_strength is not None and not 0.0 <= self.key_strength <= MAX_KEY_STRENGTH:
+            raise ValueError(f"key_strength must be in [0, {MAX_KEY_STRENGTH:g}], got {self.key_strength}")
         if not 1 <= self.takes <= 16:
             raise ValueError(f"takes must be between 1 and 16, got {self.takes}")
 

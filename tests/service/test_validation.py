@@ -117,6 +117,8 @@ def test_empty_file_is_422(api, api_key):
         ({"temperature": "0"}, "temperature"),
         ({"takes": "99"}, "takes"),
         ({"plan_candidates": "9"}, "plan_candidates"),
+        ({"key_strength": "51"}, "key_strength"),
+        ({"key_strength": "-1"}, "key_strength"),
         ({"format": "ogg"}, "format"),
         ({"seed": "-1"}, "seed"),
         ({"colour": "blue"}, "colour"),

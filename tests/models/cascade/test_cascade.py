@@ -149,3 +149,39 @@ def test_plan_candidates_render_the_plan_the_scorer_prefers(monkeypatch):
     assert not torch.equal(best, single)
     with pytest.raises(CascadeError, match="at least 1"):
         cascade.generate(vocal, 30, sampling, [5, 6], plan_candidates=0, plan_scorer=scorer)
+
+
+@pytest.mark.parametrize("pattern", [None, "masked"])
+def test_a_plan_prior_biases_the_semantic_tokens_of_every_row(pattern):
+    """`plan_prior`: a per-row logit bias on the plan (e.g. the vocal's key); alone and with candidates."""
+    stages = {"semantic": make_stage("semantic", pattern=pattern, iterations=(3,) if pattern else None)}
+    cascade = Cascade({**stages, "delay": make_stage("delay", seed=1)})
+    vocal, sampling = _vocal(2, 0.6), SamplingConfig(top_k=8)
+    seen = []
+
+    def prior(conditions):  # row r of the batch prefers token 2 + 3 r (rows of candidates repeat the vocal)
+        seen.append(conditions["vocals.semantic"].shape[0])
+        bias = torch.zeros(len(conditions["vocals.semantic"]), 8)
+        bias[torch.arange(len(bias)), 2 + 3 * (torch.arange(len(bias)) % 2)] = 50.0
+        return bias
+
+    plans = {}
+    monkey = cascade.stages["delay"].generate
+
+    def spy(conditions, *args, **kwargs):
+        plans["rendered"] = conditions["instrumental.semantic"]
+        return monkey(conditions, *args, **kwargs)
+
+    cascade.stages["delay"].generate = spy
+    cascade.generate(vocal, 30, sampling, [5, 6], plan_prior=prior)
+    assert (plans["rendered"][0] == 2).all() and (plans["rendered"][1] == 5).all()
+    cascade.generate(
+        vocal,
+        30,
+        sampling,
+        [5, 6],
+        plan_prior=prior,
+        plan_candidates=3,
+        plan_scorer=lambda c, p: -p.sum((1, 2)).double(),
+    )
+    assert seen == [2, 6] and (plans["rendered"][0] == 2).all() and (plans["rendered"][1] == 5).all()

@@ -61,3 +61,18 @@ def test_guidance_combines_conditional_and_unconditional_halves():
     doubled = torch.cat([cond, uncond])
     assert torch.allclose(guide(doubled, 3.0), uncond + 3.0 * (cond - uncond))
     assert torch.allclose(guide(doubled, 1.0), cond)
+
+
+def test_a_logit_bias_steers_each_row_and_must_match_the_batch():
+    logits = torch.zeros(2, 50, 6)  # uniform: without a bias every token is drawn
+    bias = torch.zeros(2, 6)
+    bias[0, 4], bias[1, 1] = 30.0, 30.0  # row 0 prefers token 4, row 1 token 1
+    steered = Sampler(SamplingConfig(top_k=3), [0, 1], logit_bias=bias).sample(logits)
+    assert (steered[0] == 4).all() and (steered[1] == 1).all()
+    plain = Sampler(SamplingConfig(top_k=0), [0, 1]).sample(logits)
+    assert len(plain.unique()) > 3
+    assert torch.equal(Sampler(SamplingConfig(), [0, 1], logit_bias=bias).biased(logits)[:, 0], bias)
+    with pytest.raises(ValueError, match="logit_bias"):
+        Sampler(SamplingConfig(), [0, 1, 2], logit_bias=bias)
+    with pytest.raises(ValueError, match="logit_bias"):
+        Sampler(SamplingConfig(), [0, 1], logit_bias=bias).sample(torch.zeros(2, 5, 7))
