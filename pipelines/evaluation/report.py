@@ -13,7 +13,10 @@ when the true instrumental exists, the ground-truth ones (`fidelity.py`). Rows, 
 * **retrieval** — SingSong's retrieval baseline (`pipelines/inference/retrieval.py`), the bar to clear;
 * **other song** — the next song's true instrumental: real music that ignores this vocal. Anything that
   does not beat it does not follow the vocal;
-* **model: NAME** — each `--model` directory (default: the shipped model).
+* **model: NAME** — each `--model` directory (default: the shipped model);
+* **model: NAME, other vocal** — the same model's accompaniment of the *next* song's vocal, scored against
+  this one: the "another song's vocal" control of the model itself (no extra generation: the model row
+  rotated by one song). A model that follows its vocal must beat it on every fit metric.
 
 Two sections, as in SingSong: **isolated** vocals (the clean stem: how a user's studio vocal arrives) and
 **separated** vocals (the mixture through a source separator, `--separator-repo/--separator-name`, default
@@ -254,8 +257,19 @@ def engine_rows(
         engine = load_engine(kind, directory, options.device)
         for section, vocals in inputs.items():
             produced[section][label] = run_engine(engine, vocals, seeds, f"{label} ({section})")
+            if kind == "model" and len({v.sample_rate for v in vocals}) == 1:
+                produced[section][f"{label}, other vocal"] = other_vocal_row(produced[section][label])
         clock.lap(f"engine {label}")
     return produced
+
+
+def other_vocal_row(audios: list[np.ndarray]) -> list[np.ndarray]:
+    """Song i gets the accompaniment made for song i + 1 (cyclic), cut or zero-padded to song i's length."""
+    rotated = []
+    for i, own in enumerate(audios):
+        other = audios[(i + 1) % len(audios)][: len(own)]
+        rotated.append(np.pad(other, (0, len(own) - len(other))).astype(np.float32))
+    return rotated
 
 
 def add_frechet(
@@ -287,7 +301,11 @@ def write_figures(
 
     figures = [metric_bars(summary, options.out / "metrics.png").name]
     for index, song in enumerate(songs[: options.figures]):
-        shown = {row: audios for row, audios in rows.items() if row != "other song" and not row.startswith("truth +")}
+        shown = {
+            row: audios
+            for row, audios in rows.items()
+            if row != "other song" and not row.startswith("truth +") and not row.endswith(", other vocal")
+        }
         pictures = {row: chromagram(audios[index], song.rate) for row, audios in shown.items()}
         path = options.out / f"example_{index:02d}.png"
         melody = melodies[index]

@@ -26,12 +26,17 @@ def vocal():
 def test_the_default_model_directory_is_complete_and_lean():
     directory = default_model_dir()
     manifest = json.loads((directory / "singsong.json").read_text())
-    assert manifest["featurization"] == "M" and manifest["vocal_noise_snr_db"] is not None
+    assert manifest["featurization"] == "MB" and manifest["vocal_noise_snr_db"] is not None
+    assert manifest["sampling"]["key_strength"] > 0  # plans follow the vocal's key (plan_selection.py)
     cascade = json.loads((directory / "cascade" / "cascade.json").read_text())
-    assert cascade["stages"] == ["delay", "semantic"] and cascade["acoustic"] == "delay"
+    assert cascade["stages"] == ["parallel", "semantic"] and cascade["acoustic"] == "parallel"
     assert (directory / "README.md").is_file()  # the model card: data, training budget, figures, limits
     total = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
     assert total < 40 * 2**20, f"{total / 2**20:.1f} MiB: keep the shipped model small (float16 stage weights)"
+
+
+def test_the_default_model_plans_harmony_it_can_steer(engine):
+    assert engine.plan_critic is not None  # harmony tokens: the key prior and best-of-N plans apply
 
 
 def test_the_default_model_accompanies_the_example_vocal(engine, vocal):

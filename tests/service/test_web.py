@@ -409,6 +409,8 @@ def test_options_queue_position_and_cancel(open_page, live, settings_factory, tm
     )
     assert bounds == [["1", "3"], ["0.01", "5"], ["0", "20"]]  # takes capped by this deployment's max_takes
     assert page.is_hidden("#engine-field")  # this API declares no engine choice
+    # Temperature and guidance start empty, so a job leaves them unset and gets the model's recommended values.
+    assert page.input_value("#opt-temperature") == page.input_value("#opt-guidance") == ""
     page.set_input_files("#file", files=[{"name": "v.wav", "mimeType": "audio/wav", "buffer": b"RIFF"}])
     page.click("#advanced summary")
     page.fill("#opt-takes", "4")

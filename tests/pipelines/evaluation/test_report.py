@@ -11,7 +11,7 @@ import pytest
 
 from core.audio import save_audio
 from core.cli import main
-from pipelines.evaluation.report import ReportOptions, build_report
+from pipelines.evaluation.report import ReportOptions, build_report, other_vocal_row
 from tests.pipelines.evaluation.songs import RATE, song
 
 SEPARATOR = Path(__file__).resolve().parents[3] / "models" / "checkpoints" / "separator"
@@ -83,6 +83,15 @@ def test_report_on_plain_vocals_has_engine_rows_only(tmp_path: Path) -> None:
     # dominant key, so the harmony margin is the firmer check than the key estimate)
     assert retrieval["harmonic_margin"] > 0.2
     assert "| retrieval |" in (options.out / "report.md").read_text()
+
+
+def test_the_other_vocal_control_gives_each_song_the_next_songs_accompaniment() -> None:
+    audios = [np.full(4, 1.0), np.full(6, 2.0), np.full(5, 3.0)]
+    rotated = other_vocal_row(audios)
+    assert [len(a) for a in rotated] == [4, 6, 5]  # each song's own length
+    np.testing.assert_array_equal(rotated[0], [2, 2, 2, 2])  # cut
+    np.testing.assert_array_equal(rotated[1], [3, 3, 3, 3, 3, 0])  # zero-padded
+    np.testing.assert_array_equal(rotated[2], [1, 1, 1, 1, 0])  # cyclic
 
 
 def test_codec_from_a_model_or_a_codec_directory() -> None:
