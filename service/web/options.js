@@ -10,6 +10,7 @@ const FIELDS = [
   { name: "takes", id: "opt-takes", label: "Takes" },
   { name: "temperature", id: "opt-temperature", label: "Temperature" },
   { name: "guidance_scale", id: "opt-guidance", label: "Guidance" },
+  { name: "key_strength", id: "opt-key", label: "Key pull" },
   { name: "format", id: "opt-format", label: "Format" },
 ];
 

@@ -404,13 +404,15 @@ def test_options_queue_position_and_cancel(open_page, live, settings_factory, tm
     server = live(settings_factory(auth="open", max_takes=3))  # no worker: jobs stay queued
     page = open_page(server.url)
     bounds = page.evaluate(
-        "['opt-takes','opt-temperature','opt-guidance'].map(id => [document.getElementById(id).min,"
+        "['opt-takes','opt-temperature','opt-guidance','opt-key'].map(id => [document.getElementById(id).min,"
         " document.getElementById(id).max])"
     )
-    assert bounds == [["1", "3"], ["0.01", "5"], ["0", "20"]]  # takes capped by this deployment's max_takes
+    assert bounds == [["1", "3"], ["0.01", "5"], ["0", "20"], ["0", "50"]]  # takes capped by this deployment
     assert page.is_hidden("#engine-field")  # this API declares no engine choice
     # Temperature and guidance start empty, so a job leaves them unset and gets the model's recommended values.
-    assert page.input_value("#opt-temperature") == page.input_value("#opt-guidance") == ""
+    assert (
+        page.input_value("#opt-temperature") == page.input_value("#opt-guidance") == page.input_value("#opt-key") == ""
+    )
     page.set_input_files("#file", files=[{"name": "v.wav", "mimeType": "audio/wav", "buffer": b"RIFF"}])
     page.click("#advanced summary")
     page.fill("#opt-takes", "4")
