@@ -18,10 +18,11 @@ plans agreed with the vocal's estimated key only 53% of the time, and even 8 can
 for only 80% of the songs. So the key is decided where a musician decides it, before playing: estimate it
 from the melody tokens (Krumhansl-Kessler profiles, as the fit report does) and add
 `strength x corr(token chroma, key profile)` to every harmony token's logit at every decoding step
-(`Sampler(logit_bias=...)`). Measured on those songs' plans (one each, before rendering; the audio figures
-are in the default model's card):
-key agreement 0.53 -> 0.87 (strength 8) / 0.93 (12) / 0.97 (16), while the harmonic margin rose (0.41 ->
-0.43-0.46): the prior moves the plan into the key, the model still chooses the chords.
+(`Sampler(logit_bias=...)`). Measured on those songs' plans (one each, 16 decoding passes, before rendering;
+the audio figures are in the default model's card): key agreement 0.53 -> 0.87 (strength 8) / 0.93 (12) /
+0.97 (16), while the harmonic margin rose (0.41 -> 0.43-0.46): the prior moves the plan into the key and the
+model still chooses the chords, from fewer of them (distinct tokens per 10 s plan 51 -> 37 at strength 8
+with 8 passes).
 """
 
 from __future__ import annotations
