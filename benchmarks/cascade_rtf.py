@@ -120,8 +120,9 @@ def time_generation(cascade: Cascade, seconds: float, batch: int, sampling: Samp
 EXAMPLE_VOCAL = Path(__file__).resolve().parents[1] / "pipelines" / "inference" / "examples" / "vocal.flac"
 
 
-def time_accompany(model_dir: Path, seconds: float, batch: int) -> dict[str, float]:
-    """Wall seconds of `Accompanist.accompany_batch` on `batch` copies of the looped example vocal, by part."""
+def time_accompany(model_dir: Path, seconds: float, batch: int, generation_threads: int | None = 0) -> dict[str, float]:
+    """Wall seconds of `Accompanist.accompany_batch` on `batch` copies of the looped example vocal, by part.
+    `generation_threads`: override the engine's threads for generation (0: keep the engine's choice)."""
     import numpy as np
 
     from core.audio import Audio, load_audio
@@ -129,6 +130,8 @@ def time_accompany(model_dir: Path, seconds: float, batch: int) -> dict[str, flo
     from pipelines.inference.engine import GenerationOptions
 
     accompanist = Accompanist.from_pretrained(model_dir)
+    if generation_threads != 0:
+        accompanist.generation_threads = generation_threads
     example = load_audio(EXAMPLE_VOCAL)
     frames = round(seconds * example.sample_rate)
     vocal = Audio(np.resize(example.samples, (example.channels, frames)), example.sample_rate)
@@ -215,6 +218,9 @@ def main() -> None:
     parser.add_argument(
         "--model", type=Path, nargs="*", default=[], help="also time `accompany` with these model directories"
     )
+    parser.add_argument(
+        "--generation-threads", type=int, default=0, help="--model: threads for generation (0: the engine's choice)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     trunk = trunk_from(args)
@@ -252,11 +258,15 @@ def main() -> None:
                     flush=True,
                 )
     for model in args.model:
-        print(f"# singsong accompany, {model} (featurise + generate + decode + mix), the model's recommended sampling")
+        threads = "" if args.generation_threads == 0 else f", generation on {args.generation_threads} thread(s)"
+        print(
+            f"# singsong accompany, {model} (featurise + generate + decode + mix), the model's recommended sampling"
+            f"{threads}"
+        )
         print(f"{'audio':>5s} {'batch':>5s} {'wall':>6s} {'latency RTF':>11s} {'thru RTF':>8s}  share of the time")
         for seconds in args.seconds:
             for batch in args.batch:
-                timing = time_accompany(model, seconds, batch)
+                timing = time_accompany(model, seconds, batch, args.generation_threads)
                 wall = timing.pop("seconds")
                 shares = " ".join(f"{k} {v / wall:.0%}" for k, v in timing.items())
                 print(
