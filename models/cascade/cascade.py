@@ -148,6 +148,11 @@ class Cascade:
         }
 
     @property
+    def decodes_in_parallel(self) -> bool:
+        """True when every stage decodes whole windows per pass (masked / SoundStorm-style), none token by token."""
+        return all(stage.config.pattern == "masked" for stage in self.stages.values())
+
+    @property
     def device(self) -> torch.device:
         return self.stages["semantic"].heads.weight.device
 

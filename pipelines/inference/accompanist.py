@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -84,13 +84,15 @@ class Accompanist(AccompanimentEngine):
         vocal_noise_snr_db: float | None = 20.0,
         mix_settings: MixSettings | None = None,
         device: str = "cpu",
-        generation_threads: int | None = 1,
+        generation_threads: int | Literal["auto"] | None = "auto",
     ) -> None:
-        """`generation_threads`: torch threads for the token-by-token generation on CPU (None: torch's own
-        setting). One decoding step of these small transformers is a chain of tiny matrix-vector products that
-        a second OpenMP thread only slows down: on the 2-core reference machine the default model generated
-        ~20% faster with 1 thread than with 2, at batch 1 and at batch 8 (`benchmarks/cascade_rtf.py
-        --threads 1|2`), while the codec's decoder, a convolution over the whole clip, keeps every thread.
+        """`generation_threads`: torch threads for generation on CPU (None: torch's own setting; "auto": 1 when
+        a stage decodes token by token, torch's setting when every stage decodes whole windows). One step of
+        token-by-token decoding with these small transformers is a chain of tiny matrix-vector products that a
+        second OpenMP thread only slows down (the v1 model generated ~20% faster on 1 thread than on 2 on the
+        2-core reference machine), while masked passes over whole windows are matrix products that use both:
+        the v2 default model's RTF at batch 1 went 0.223 -> 0.155 and at batch 8 0.229 -> 0.149 with 2 threads
+        (`benchmarks/cascade_rtf.py --generation-threads 1|2`). The codec's decoder keeps every thread.
         """
         if not codec.can_decode:
             raise ModelDirectoryError("the model's codec cannot decode tokens to audio")
@@ -102,6 +104,8 @@ class Accompanist(AccompanimentEngine):
         self.vocal_noise_snr_db = vocal_noise_snr_db
         self.mix_settings = mix_settings or MixSettings()
         self.device = device
+        if generation_threads == "auto":
+            generation_threads = None if getattr(cascade, "decodes_in_parallel", False) else 1
         self.generation_threads = generation_threads
         self.recommended_sampling: dict[str, float] = {}  # the model directory's `sampling` (from_pretrained)
         # Scores sampled harmony plans for `plan_candidates` > 1; None when the semantic tokens are not harmony ones.

@@ -185,3 +185,11 @@ def test_a_plan_prior_biases_the_semantic_tokens_of_every_row(pattern):
         plan_scorer=lambda c, p: -p.sum((1, 2)).double(),
     )
     assert seen == [2, 6] and (plans["rendered"][0] == 2).all() and (plans["rendered"][1] == 5).all()
+
+
+def test_decodes_in_parallel_only_when_no_stage_decodes_token_by_token():
+    """The engine picks generation threads by this: masked passes use both cores, token-by-token steps one."""
+    masked = make_stage("semantic", pattern="masked", iterations=(2,))
+    assert Cascade({"semantic": masked, "parallel": make_stage("parallel", seed=1)}).decodes_in_parallel
+    assert not Cascade({"semantic": masked, "delay": make_stage("delay", seed=1)}).decodes_in_parallel
+    assert not _cascade("cascade").decodes_in_parallel

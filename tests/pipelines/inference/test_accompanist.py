@@ -220,6 +220,17 @@ def test_generation_runs_on_one_thread_and_restores_the_setting(model_dir, monke
         torch.set_num_threads(before)
 
 
+def test_generation_threads_follow_the_decoding_unless_set(model_dir):
+    """ "auto": one thread for token-by-token stages, torch's setting when every stage decodes whole windows."""
+    from types import SimpleNamespace
+
+    engine = Accompanist.from_pretrained(model_dir)
+    assert engine.generation_threads == 1  # this tiny model's stages are autoregressive
+    parallel = SimpleNamespace(decodes_in_parallel=True)
+    assert Accompanist(parallel, engine.codec, engine.semantic).generation_threads is None
+    assert Accompanist(parallel, engine.codec, engine.semantic, generation_threads=2).generation_threads == 2
+
+
 def test_unset_sampling_takes_the_models_recommendation(model_dir, tmp_path):
     """A request that leaves sampling unset gets the model's `sampling` (singsong.json), one that sets it wins."""
     import shutil
