@@ -210,7 +210,10 @@ class SpectralCodec(nn.Module, AudioTokenizer):
 
     def vocode(self, log_mel: torch.Tensor, *, iterations: int | None = None) -> torch.Tensor:
         """`[B, n_mels, F * stack]` log-mel -> `[B, 1, F * hop * stack]` waveform (NNLS + Griffin-Lim)."""
-        magnitude = self.mel.to_magnitude(log_mel, iterations=self.config.nnls_iters, noise_fill=self.config.noise_fill)
+        c = self.config
+        magnitude = self.mel.to_magnitude(
+            log_mel, iterations=c.nnls_iters, noise_fill=c.noise_fill, high_band=c.high_band
+        )
         # torch.stft(center=True) of F * S * hop samples has F * S + 1 frames: repeat the last one.
         magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)
         wav = griffin_lim(

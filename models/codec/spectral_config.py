@@ -38,6 +38,8 @@ class SpectralCodecConfig:
         griffin_lim_iters, griffin_lim_momentum: phase reconstruction at decode time.
         nnls_iters: multiplicative NNLS updates of the mel -> linear magnitude inverse.
         noise_fill: level of bands decoded at the floor, as a fraction of it (0: silent; `mel.py`).
+        high_band: what decoding puts above fmax: "none" (silence) or "slope" (blind bandwidth extension,
+            `mel.extend_high_band`). Only the decoder reads it, so it can change on a trained codec.
     """
 
     sample_rate: int = 24_000
@@ -63,6 +65,7 @@ class SpectralCodecConfig:
     griffin_lim_momentum: float = 0.99
     nnls_iters: int = 10
     noise_fill: float = 0.0
+    high_band: str = "none"
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,6 +85,10 @@ class SpectralCodecConfig:
             problems.append("griffin_lim_iters and nnls_iters must be >= 0, griffin_lim_momentum in [0, 1]")
         if not 0.0 <= self.noise_fill < 1.0:
             problems.append("noise_fill must be in [0, 1)")
+        if self.high_band not in ("none", "slope"):
+            problems.append(f"high_band must be 'none' or 'slope', got {self.high_band!r}")
+        elif self.high_band == "slope" and self.fmax < self.sample_rate / 4:
+            problems.append("high_band 'slope' copies the band below fmax up: fmax must be >= sample_rate / 4")
         if problems:
             raise CodecConfigError("invalid spectral codec config: " + "; ".join(problems))
 
@@ -127,8 +134,8 @@ SPECTRAL_PRESETS: dict[str, SpectralCodecConfig] = {
         griffin_lim_iters=8,
         nnls_iters=4,
     ),
-    "small": SpectralCodecConfig(),
-    "small50": SpectralCodecConfig(stack=1),
+    "small": SpectralCodecConfig(high_band="slope"),
+    "small50": SpectralCodecConfig(stack=1, high_band="slope"),
 }
 
 

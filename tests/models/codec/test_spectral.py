@@ -211,3 +211,35 @@ def test_noise_fill_gives_floored_bands_a_low_level_instead_of_silence() -> None
     assert float(filled.vocode(floor).abs().max()) > float(silent.vocode(floor).abs().max())
     with pytest.raises(CodecConfigError, match="noise_fill"):
         get_spectral_preset("tiny", noise_fill=1.5)
+
+
+def test_high_band_extension_fills_above_fmax_and_leaves_the_rest() -> None:
+    """ "slope": the bins above fmax get the band below, scaled by each frame's spectral slope (at most 1)."""
+    from models.codec.mel import extend_high_band
+
+    codec = build_spectral_codec(get_spectral_preset("tiny", fmax=2500.0)).eval()
+    noise = torch.randn(1, 1, codec.sample_rate, generator=torch.Generator().manual_seed(0)) * 0.3
+    log_mel = codec.log_mel(noise)
+    top = codec.mel.top_bin
+    silent = codec.mel.to_magnitude(log_mel)
+    filled = codec.mel.to_magnitude(log_mel, high_band="slope")
+    assert float(silent[:, top + 1 :].max()) < 1e-5 < float(filled[:, top + 1 :].mean())
+    assert torch.equal(filled[:, : top + 1], silent[:, : top + 1])
+    # a spectrum falling by 2x per octave continues to fall: the copy is scaled by 1/2, never raised
+    bins = torch.arange(1, 101, dtype=torch.float32)
+    falling = (1.0 / bins)[None, :, None].repeat(1, 1, 3)
+    extended = extend_high_band(falling, top_bin=80)
+    assert extended.shape == falling.shape
+    assert torch.allclose(extended[:, 81:], falling[:, 61:80] * 0.5, rtol=0.1)
+    rising = falling.flip(1)
+    assert torch.allclose(extend_high_band(rising, top_bin=80)[:, 81:], rising[:, 61:80])
+    # the decoded audio carries energy above fmax only with the extension
+    bright = build_spectral_codec(get_spectral_preset("tiny", fmax=2500.0, high_band="slope")).eval()
+    bright.load_state_dict(codec.state_dict())
+    spectra = [torch.fft.rfft(c.vocode(log_mel)[0, 0]).abs() for c in (codec, bright)]
+    cut = round(2600 * len(spectra[0]) / 4000)
+    assert float(spectra[1][cut:].pow(2).sum()) > 10 * float(spectra[0][cut:].pow(2).sum())
+    with pytest.raises(CodecConfigError, match="high_band"):
+        get_spectral_preset("tiny", high_band="mirror")
+    with pytest.raises(CodecConfigError, match="fmax must be >= sample_rate / 4"):
+        get_spectral_preset("tiny", fmax=1500.0, high_band="slope")
