@@ -6,7 +6,9 @@ default, like the project's machines):
 * the spectral codec (`models/codec/spectral.py`): `--spectral DIR` (default the committed
   `models/checkpoints/codec_v2`, else an untrained `small` preset with k-means-initialised codebooks, which
   runs at the same speed); its decode includes the NNLS mel inverse and Griffin-Lim (`--gl-iters`);
-* the SEANet codec: `--seanet DIR` (default the shipped `models/checkpoints/default/codec`);
+* the SEANet codec: `--seanet DIR` (a trained one, e.g. the v1 default model's `codec/` from git history),
+  else the v1 default's architecture (`small` preset) untrained with k-means-initialised codebooks, which runs
+  at the same speed (the shipped default model's codec is the spectral one since 2026-12-03);
 * EnCodec, built from `EncodecConfig()` (the 24 kHz model's architecture) with random weights, which does not
   change its speed, so nothing is downloaded; 6 kbps = 8 codebooks at 75 Hz.
 
@@ -70,13 +72,23 @@ def spectral_codec(directory: Path | None, wav: torch.Tensor):
     return codec.eval(), "untrained small preset"
 
 
+def seanet_codec(directory: Path | None, wav: torch.Tensor):
+    from models.codec import build_codec, get_preset, load_codec
+
+    if directory is not None and (directory / "config.json").is_file():
+        return load_codec(directory).eval(), directory.name
+    codec = build_codec(get_preset("small"))
+    codec.init_codebooks(wav)
+    return codec.eval(), "untrained small preset"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--spectral", type=Path, default=ROOT / "models/checkpoints/codec_v2")
-    parser.add_argument("--seanet", type=Path, default=ROOT / "models/checkpoints/default/codec")
+    parser.add_argument("--seanet", type=Path, default=None, help="a trained SEANet codec (default: untrained)")
     parser.add_argument("--gl-iters", type=int, default=None, help="Griffin-Lim iterations (default: the codec's)")
     parser.add_argument("--sweep", action="store_true", help="also time decode at 8/16/32/64 Griffin-Lim iterations")
     args = parser.parse_args()
@@ -84,12 +96,10 @@ def main() -> None:
 
     from transformers import EncodecConfig, EncodecModel
 
-    from models.codec import load_codec
-
     sample_rate = 24_000
     wav = test_signal(args.seconds, sample_rate)
     ours, ours_source = spectral_codec(args.spectral, wav)
-    seanet = load_codec(args.seanet).eval()
+    seanet, seanet_source = seanet_codec(args.seanet, wav)
     encodec = EncodecModel(EncodecConfig()).eval()
     assert ours.sample_rate == seanet.sample_rate == sample_rate
 
@@ -117,7 +127,7 @@ def main() -> None:
             ours_s,
         ),
         (
-            f"SEANet codec ({args.seanet.name}), {seanet.num_parameters() / 1e6:.2f} M params, "
+            f"SEANet codec ({seanet_source}), {seanet.num_parameters() / 1e6:.2f} M params, "
             f"{seanet.frame_rate:g} Hz x {seanet.num_codebooks} levels",
             seanet_s,
         ),

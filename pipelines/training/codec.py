@@ -368,6 +368,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument(
         "--low-band-weight", type=float, default=None, help="spectral: loss weight of bands below 1 kHz (2.0)"
     )
+    parser.add_argument(
+        "--bass-weight", type=float, default=None, help="spectral: extra loss weight of bands below 250 Hz (1.0)"
+    )
+    parser.add_argument(
+        "--chroma-fmin", type=float, default=None, help="spectral: lowest band (Hz) in the chroma term (65)"
+    )
     parser.add_argument("--min-lr-ratio", type=float, default=defaults.min_lr_ratio)
     parser.add_argument("--warmup", type=int, default=None, help=f"warmup steps (seanet {defaults.warmup})")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)

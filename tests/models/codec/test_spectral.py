@@ -199,6 +199,13 @@ def test_band_weights_favour_low_bands_and_keep_the_mean() -> None:
     assert weights.shape == (codec.config.n_mels * codec.config.stack,)
     assert float(weights.mean()) == pytest.approx(1.0)
     assert float(weights[0]) == pytest.approx(2 * float(weights[codec.config.n_mels - 1]))
+    # the bass factor multiplies bands below 250 Hz on top, tapers out by 500 Hz, and keeps the mean at 1
+    centres = codec.mel.band_centres()
+    bass = band_weights(codec, 2.0, 4.0)[: codec.config.n_mels, 0]
+    assert float(band_weights(codec, 2.0, 4.0).mean()) == pytest.approx(1.0)
+    assert float(bass[0]) == pytest.approx(8 * float(bass[-1]))
+    middle = (centres > 600) & (centres < 900)
+    assert torch.allclose(bass[middle] / bass[-1], weights[: codec.config.n_mels][middle] / weights[-1])
 
 
 def test_noise_fill_gives_floored_bands_a_low_level_instead_of_silence() -> None:
