@@ -4,7 +4,7 @@ All three get the same 10 s of mono 24 kHz audio in the same process on the same
 default, like the project's machines):
 
 * the spectral codec (`models/codec/spectral.py`): `--spectral DIR` (default the committed
-  `models/checkpoints/codec_v2`, else an untrained `small` preset with k-means-initialised codebooks, which
+  `models/checkpoints/default/codec`, else an untrained `small` preset with k-means-initialised codebooks, which
   runs at the same speed); its decode includes the NNLS mel inverse and Griffin-Lim (`--gl-iters`);
 * the SEANet codec: `--seanet DIR` (a trained one, e.g. the v1 default model's `codec/` from git history),
   else the v1 default's architecture (`small` preset) untrained with k-means-initialised codebooks, which runs
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--spectral", type=Path, default=ROOT / "models/checkpoints/codec_v2")
+    parser.add_argument("--spectral", type=Path, default=ROOT / "models/checkpoints/default/codec")
     parser.add_argument("--seanet", type=Path, default=None, help="a trained SEANet codec (default: untrained)")
     parser.add_argument("--gl-iters", type=int, default=None, help="Griffin-Lim iterations (default: the codec's)")
     parser.add_argument("--sweep", action="store_true", help="also time decode at 8/16/32/64 Griffin-Lim iterations")

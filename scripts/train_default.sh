@@ -8,14 +8,14 @@
 # stage runs resume from their training state). Steps whose output already exists are skipped. A later
 # session without the run directories continues from committed stage checkpoints with INIT_SEMANTIC= and
 # INIT_PARALLEL= (`train cascade --init-from`: their weights and step, a fresh optimizer), e.g.
-# INIT_SEMANTIC=models/checkpoints/stage_semantic_mb INIT_PARALLEL=models/checkpoints/stage_parallel_v2.
+# INIT_SEMANTIC=models/checkpoints/default/cascade/semantic INIT_PARALLEL=models/checkpoints/default/cascade/parallel.
 #
 # Settings (environment):
 #   DEVICE=auto|cpu|cuda     where training runs (cuda: bf16 autocast, minutes instead of hours)
 #   THREADS=2                torch CPU threads per training process
 #   STAGE_MINUTES=           wall-time budget per stage run (empty: run all steps); rerun to continue
 #   DATA=data/synth RUNS=data/runs CACHE=data/cache_v2 OUT=data/models/default_v2
-#   CODEC=models/checkpoints/codec_v2   a trained spectral codec (trained here when the folder is missing)
+#   CODEC=models/checkpoints/default/codec   a trained spectral codec (trained here when the folder is missing)
 #   HARMONY=models/checkpoints/semantic_harmony   the harmony tokenizer (fitted here when missing)
 #   STEPS_SEMANTIC=20000 STEPS_PARALLEL=20000      total optimizer steps per stage
 #
@@ -31,7 +31,7 @@ DATA=${DATA:-data/synth}
 RUNS=${RUNS:-data/runs}
 CACHE=${CACHE:-data/cache_v2}
 OUT=${OUT:-data/models/default_v2}
-CODEC=${CODEC:-models/checkpoints/codec_v2}
+CODEC=${CODEC:-models/checkpoints/default/codec}
 HARMONY=${HARMONY:-models/checkpoints/semantic_harmony}
 budget=()
 [ -n "${STAGE_MINUTES:-}" ] && budget=(--max-minutes "$STAGE_MINUTES")

@@ -1,9 +1,12 @@
-"""The committed parts of the next default model load, fit together, and decode (no training here)."""
+"""The committed checkpoints a next training builds on load, fit together, and decode (no training here):
+the default model's stage 2 (what `train cascade --init-from` continues) and codec_v3, whose token format it
+shares (a stage 2 for codec_v3 is trained on the same layout)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from models.cascade import MaskedStageLM, SamplingConfig, StageModel
@@ -13,9 +16,10 @@ from models.loading import load_tokenizer
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 
 
-def test_parallel_stage_and_codec_v2_fit_together():
-    codec = load_tokenizer(CHECKPOINTS / "codec_v2")
-    stage = StageModel.from_pretrained(CHECKPOINTS / "stage_parallel_v2")
+@pytest.mark.parametrize("codec_dir", ["default/codec", "codec_v3"])
+def test_default_parallel_stage_and_spectral_codecs_fit_together(codec_dir):
+    codec = load_tokenizer(CHECKPOINTS / codec_dir)
+    stage = StageModel.from_pretrained(CHECKPOINTS / "default" / "cascade" / "parallel")
     assert isinstance(stage, MaskedStageLM) and stage.config.stage == "parallel"
     assert stage.config.num_levels == codec.num_codebooks and stage.config.cardinality == codec.cardinality
     assert stage.config.target_rate == codec.frame_rate == 25.0
