@@ -223,6 +223,7 @@ class SpectralCodec(nn.Module, AudioTokenizer):
             iterations=self.config.griffin_lim_iters if iterations is None else iterations,
             momentum=self.config.griffin_lim_momentum,
             length=log_mel.shape[-1] * self.config.hop_length,
+            init=self.config.griffin_lim_init,
         )
         return wav[:, None]
 

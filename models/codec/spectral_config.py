@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from models.codec.config import CodecConfigError
+from models.codec.phase import PHASE_INITS
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class SpectralCodecConfig:
         latent_dim: dimension of the quantized latent.
         num_levels, codebook_size, num_coarse_levels: the residual VQ and its coarse/fine split.
         ema_decay, kmeans_iters, dead_code_ratio, quantizer_dropout: as in `CodecConfig`.
-        griffin_lim_iters, griffin_lim_momentum: phase reconstruction at decode time.
+        griffin_lim_iters, griffin_lim_momentum, griffin_lim_init: phase reconstruction at decode time; the
+            init is "random" or "peaks" (`models.codec.phase.peak_phase`). Decode-time only, like high_band.
         nnls_iters: multiplicative NNLS updates of the mel -> linear magnitude inverse.
         noise_fill: level of bands decoded at the floor, as a fraction of it (0: silent; `mel.py`).
         high_band: what decoding puts above fmax: "none" (silence) or "slope" (blind bandwidth extension,
@@ -63,6 +65,7 @@ class SpectralCodecConfig:
     quantizer_dropout: float = 0.5
     griffin_lim_iters: int = 32
     griffin_lim_momentum: float = 0.99
+    griffin_lim_init: str = "random"
     nnls_iters: int = 10
     noise_fill: float = 0.0
     high_band: str = "none"
@@ -83,6 +86,8 @@ class SpectralCodecConfig:
             problems.append("ema_decay must be in (0, 1) and quantizer_dropout in [0, 1]")
         if self.griffin_lim_iters < 0 or not 0.0 <= self.griffin_lim_momentum <= 1.0 or self.nnls_iters < 0:
             problems.append("griffin_lim_iters and nnls_iters must be >= 0, griffin_lim_momentum in [0, 1]")
+        if self.griffin_lim_init not in PHASE_INITS:
+            problems.append(f"griffin_lim_init must be one of {', '.join(PHASE_INITS)}, got {self.griffin_lim_init!r}")
         if not 0.0 <= self.noise_fill < 1.0:
             problems.append("noise_fill must be in [0, 1)")
         if self.high_band not in ("none", "slope"):
@@ -115,6 +120,15 @@ class SpectralCodecConfig:
             raise CodecConfigError(f"invalid spectral codec config: {error}") from error
 
 
+# How the shipped codecs decode (decode-time fields only: training never reads them): noise fill and the
+# high-band extension (`mel.py`), Griffin-Lim from the phase-vocoder start with momentum 0.9 (`phase.py`).
+_SHIPPED_DECODER: dict[str, Any] = {
+    "noise_fill": 0.3,
+    "high_band": "slope",
+    "griffin_lim_init": "peaks",
+    "griffin_lim_momentum": 0.9,
+}
+
 SPECTRAL_PRESETS: dict[str, SpectralCodecConfig] = {
     "tiny": SpectralCodecConfig(
         sample_rate=8_000,
@@ -134,8 +148,8 @@ SPECTRAL_PRESETS: dict[str, SpectralCodecConfig] = {
         griffin_lim_iters=8,
         nnls_iters=4,
     ),
-    "small": SpectralCodecConfig(high_band="slope"),
-    "small50": SpectralCodecConfig(stack=1, high_band="slope"),
+    "small": SpectralCodecConfig(**_SHIPPED_DECODER),
+    "small50": SpectralCodecConfig(stack=1, **_SHIPPED_DECODER),
 }
 
 

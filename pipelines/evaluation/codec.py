@@ -148,18 +148,28 @@ class _Scorer:
 
 
 def _griffin_lim_ceiling(audio: Any, rate: int) -> Any:
-    """Griffin-Lim from the true magnitude at the spectral codec's STFT (n_fft 2048, hop 480 at 24 kHz)."""
+    """Griffin-Lim from the true magnitude, as the shipped spectral codec decodes (`small` preset: n_fft 2048,
+    hop 480 at 24 kHz, its iterations, momentum and starting phase)."""
     import torch
 
     from models.codec.phase import griffin_lim
-    from models.codec.spectral_config import SpectralCodecConfig
+    from models.codec.spectral_config import get_spectral_preset
 
-    config = SpectralCodecConfig()
+    config = get_spectral_preset("small")
     scale = rate / config.sample_rate
     n_fft, hop = round(config.n_fft * scale), round(config.hop_length * scale)
     wav = torch.from_numpy(audio)[None]
     magnitude = torch.stft(wav, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
-    return griffin_lim(magnitude, n_fft=n_fft, hop_length=hop, length=wav.shape[-1])[0].numpy()
+    audio = griffin_lim(
+        magnitude,
+        n_fft=n_fft,
+        hop_length=hop,
+        iterations=config.griffin_lim_iters,
+        momentum=config.griffin_lim_momentum,
+        init=config.griffin_lim_init,
+        length=wav.shape[-1],
+    )
+    return audio[0].numpy()
 
 
 def _summarise(rows: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:

@@ -1,6 +1,6 @@
 """The committed checkpoints a next training builds on load, fit together, and decode (no training here):
-the default model's stage 2 (what `train cascade --init-from` continues) and codec_v3, whose token format it
-shares (a stage 2 for codec_v3 is trained on the same layout)."""
+the default model's stage 2 (what `train cascade --init-from` continues) and codec_v4, whose token format it
+shares (a stage 2 for codec_v4 is trained on the same layout)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from models.loading import load_tokenizer
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 
 
-@pytest.mark.parametrize("codec_dir", ["default/codec", "codec_v3"])
+@pytest.mark.parametrize("codec_dir", ["default/codec", "codec_v4"])
 def test_default_parallel_stage_and_spectral_codecs_fit_together(codec_dir):
     codec = load_tokenizer(CHECKPOINTS / codec_dir)
     stage = StageModel.from_pretrained(CHECKPOINTS / "default" / "cascade" / "parallel")
